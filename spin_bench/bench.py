@@ -32,6 +32,7 @@ flags.DEFINE_list("parts", ["train", "asm", "eval"], "what to measure")
 flags.DEFINE_list("eval_tasks", ["cheetah-run"], "tasks for the evaluation timing")
 flags.DEFINE_integer("steps", 30, "timed gradient steps per configuration")
 flags.DEFINE_integer("warmup", 5, "untimed warm-up steps")
+flags.DEFINE_integer("repeats", 3, "timings per configuration; steps/s is their median")
 flags.DEFINE_integer("eval_episodes", 10, "episodes per evaluation timing")
 flags.DEFINE_integer("eval_steps", 1000, "control steps per evaluation episode")
 flags.DEFINE_integer("threads", 1, "torch threads per configuration")
@@ -102,10 +103,27 @@ def _memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
+    """One fused (oneDNN) LSTM layer, forward: 2 * tokens * (|W_ih| + |W_hh|) (the gate matmuls)."""
+    tokens = 1
+    for n in input_shape[:-1]:
+        tokens *= int(n)
+    return 2 * tokens * (w_ih_shape[0] * w_ih_shape[1] + w_hh_shape[0] * w_hh_shape[1])
+
+
+def _lstm_layer_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwargs) -> int:
+    """Its backward: gradients w.r.t. the inputs/hidden states and the weights, 2x the forward."""
+    return 2 * _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
+
+
 def _flops(fn) -> int:
+    """FLOPs of ``fn()`` by torch's FlopCounterMode, plus the fused CPU LSTM kernels it does not know."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    custom = {torch.ops.aten.mkldnn_rnn_layer: _lstm_layer_flops,
+              torch.ops.aten.mkldnn_rnn_layer_backward: _lstm_layer_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
         fn()
     return int(counter.get_total_flops())
 
@@ -141,15 +159,15 @@ def bench_train(cfg: dict) -> dict:
         algo.update(sampler.sample())
     _sync(device)
     flops = _flops(lambda: algo.update(sampler.sample()))
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(cfg["steps"]):
-        losses = algo.update(sampler.sample())
-    _sync(device)
-    dt = (time.perf_counter() - t0) / cfg["steps"]
+    losses = {}
+
+    def timed_steps():
+        for _ in range(cfg["steps"]):
+            losses.update(algo.update(sampler.sample()))
+    dt, samples = _median_seconds(timed_steps, cfg["steps"], cfg["repeats"], device)
     assert all(torch.isfinite(v) for v in losses.values())
     d_model = getattr(algo.actor, "config", {}).get("d_model")
-    return {"kind": "train", "steps_per_s": 1.0 / dt, "flops_per_step": flops,
+    return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": d_model, "batch_size": schedule.batch_size,
             "trainable_params": sum(p.numel() for p in algo.parameters() if p.requires_grad),
             "peak_memory_mb": _memory_mb(device)}
@@ -179,12 +197,26 @@ def bench_asm(cfg: dict) -> dict:
     flops = _flops(one_step)
     steps = max(cfg["steps"] // 3, 5)
     pretrain_asm(data, bins=bins, steps=cfg["warmup"], epochs=None, batch_size=batch, device=device)
-    ckpt = pretrain_asm(data, bins=bins, steps=steps, epochs=None, batch_size=batch, device=device,
-                        log_every=10**9)
-    dt = ckpt.pretrain_seconds / steps
-    return {"kind": "asm", "method": "asm", "algo": "mam", "steps_per_s": 1.0 / dt, "flops_per_step": flops,
+    rates = sorted(steps / pretrain_asm(data, bins=bins, steps=steps, epochs=None, batch_size=batch, device=device,
+                                        log_every=10**9).pretrain_seconds for _ in range(cfg["repeats"]))
+    dt = 1.0 / rates[len(rates) // 2]
+    return {"kind": "asm", "method": "asm", "algo": "mam", "steps_per_s": 1.0 / dt, "steps_per_s_samples": rates,
+            "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": model.config["d_model"], "batch_size": batch,
             "peak_memory_mb": _memory_mb(device)}
+
+
+def _median_seconds(fn, steps: int, repeats: int, device) -> tuple:
+    """Median seconds per step over ``repeats`` timings of ``fn`` (``steps`` steps each), and the rates."""
+    rates = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        rates.append(steps / (time.perf_counter() - t0))
+    rates.sort()
+    return 1.0 / rates[len(rates) // 2], rates
 
 
 def _bound(name: str) -> bool:
@@ -241,7 +273,7 @@ def run_single(cfg: dict) -> dict:
 
 
 def configurations() -> List[dict]:
-    base = {"steps": FLAGS.steps, "warmup": FLAGS.warmup, "threads": FLAGS.threads, "device": FLAGS.device,
+    base = {"steps": FLAGS.steps, "warmup": FLAGS.warmup, "repeats": FLAGS.repeats, "threads": FLAGS.threads, "device": FLAGS.device,
             "bindings": list(FLAGS.gin_bindings), "eval_episodes": FLAGS.eval_episodes,
             "eval_steps": FLAGS.eval_steps}
     out = []

@@ -1,0 +1,42 @@
+"""The speed benchmark: its FLOP count (LSTM included) and one real configuration end to end."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from spin_bench import configs
+from spin_bench.bench import _flops
+
+
+def test_flop_count_includes_the_fused_lstm():
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(20, 16, 2, batch_first=True)
+    x = torch.randn(8, 5, 20)
+
+    def fwd_bwd():
+        out, _ = lstm(x)
+        out.sum().backward()
+    # gate matmuls 4h x (in + h) per token per layer, forward 2 FLOPs per MAC, backward twice that
+    macs_per_token = 4 * 16 * (20 + 16) + 4 * 16 * (16 + 16)
+    expected = 3 * 2 * 8 * 5 * macs_per_token
+    with torch.backends.mkldnn.flags(enabled=True):
+        fused = _flops(fwd_bwd)
+    assert fused == expected
+
+
+def test_bench_runs_one_configuration_and_prints_json():
+    proc = subprocess.run(
+        [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
+         "--parts=train", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
+        capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
+                "peak_gflops", "efficiency", "peak_memory_mb"):
+        assert key in row, key
+    assert row["method"] == "f" and row["scale"] == "smoke" and row["batch_size"] == 32
+    assert len(row["steps_per_s_samples"]) == 2 and row["steps_per_s"] > 0
+    assert row["flops_per_step"] > 0 and 0 < row["efficiency"]
