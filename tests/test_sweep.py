@@ -55,7 +55,7 @@ def inputs(tmp_path_factory):
 @pytest.mark.parametrize("name,count,algos", [
     ("table1", 320, ["iql"]), ("table2_dog_bins", 60, ["iql"]), ("appendix_awac", 320, ["awac"]),
     ("appendix_bcq", 320, ["bcq"]), ("ablation_pretrain_epochs", 50, ["iql"]), ("cpu", 144, ["iql"]),
-    ("smoke", 4, ["iql"]), ("cpu_calibration", 3, ["iql"])])
+    ("smoke", 4, ["iql"]), ("cpu_calibration", 4, ["iql"])])
 def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     sweep = load_sweep([os.path.join(SWEEPS, f"{name}.gin")])
     assert sweep.name == name and sweep.num_runs == count and list(sweep.algos) == algos
