@@ -63,6 +63,26 @@ def peak_matmul_gflops(device, sizes=(256, 512, 1024), repeats: int = 5) -> floa
     return best
 
 
+def layer_gflops(rows: int, width: int, device, repeats: int = 20) -> float:
+    """GFLOP/s of one Linear(width, 2 width) forward + backward on (rows, width) inputs: what the
+    machine's matmuls reach at a model's own width and token count (the realistic ceiling for
+    a step made of such layers, below the square-matmul peak when the width is small)."""
+    import torch
+
+    layer = torch.nn.Linear(width, 2 * width, device=device)
+    x = torch.randn(rows, width, device=device, requires_grad=True)
+    for _ in range(3):
+        layer(x).sum().backward()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        layer(x).sum().backward()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 3 * 2 * rows * width * 2 * width / min(times) / 1e9
+
+
 def _sync(device) -> None:
     import torch
 
@@ -167,8 +187,10 @@ def bench_train(cfg: dict) -> dict:
     dt, samples = _median_seconds(timed_steps, cfg["steps"], cfg["repeats"], device)
     assert all(torch.isfinite(v) for v in losses.values())
     d_model = getattr(algo.actor, "config", {}).get("d_model")
+    rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
     return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": d_model, "batch_size": schedule.batch_size,
+            "layer_gflops": layer_gflops(rows, d_model or 256, device),
             "trainable_params": sum(p.numel() for p in algo.parameters() if p.requires_grad),
             "peak_memory_mb": _memory_mb(device)}
 
@@ -299,6 +321,7 @@ def _fmt(r: dict) -> str:
     return (f"{r['scale']:5} {r['task']:15} {r['method']:6} {r['algo']:5} d={str(r.get('d_model')):4} "
             f"B={r['batch_size']:5} {r['steps_per_s']:8.1f} steps/s {r['flops_per_step'] / 1e6:9.1f} MFLOP/step "
             f"{r['gflops_per_s']:6.1f} GFLOP/s / peak {r['peak_gflops']:6.1f} = {100 * r['efficiency']:5.1f}% "
+            + (f"(layer ceiling {r['layer_gflops']:5.1f}) " if r.get("layer_gflops") else "") +
             f"mem {r['peak_memory_mb']:7.0f} MB")
 
 

@@ -35,7 +35,7 @@ def test_bench_runs_one_configuration_and_prints_json():
     assert len(rows) == 1
     row = rows[0]
     for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
-                "peak_gflops", "efficiency", "peak_memory_mb"):
+                "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops"):
         assert key in row, key
     assert row["method"] == "f" and row["scale"] == "smoke" and row["batch_size"] == 32
     assert len(row["steps_per_s_samples"]) == 2 and row["steps_per_s"] > 0
