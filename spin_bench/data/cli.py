@@ -1,4 +1,4 @@
-"""``python -m spin_bench.data {import,inspect,list,register}``.
+"""``python -m spin_bench.data {import,inspect,table,list,register}``.
 
 Every failure exits non-zero with one line on stderr (``error: ...``), no traceback; set
 ``SPIN_BENCH_DEBUG=1`` to get the traceback instead.
@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -38,8 +38,8 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m spin_bench.data",
-                     description="spin_bench datasets: import, inspect and list.")
-    sub = parser.add_subparsers(dest="command", metavar="{import,inspect,list,register}",
+                     description="spin_bench datasets: import, inspect, tabulate and list.")
+    sub = parser.add_subparsers(dest="command", metavar="{import,inspect,table,list,register}",
                                 parser_class=_Parser)
     sub.required = True
 
@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not fail on a checksum mismatch (report it)")
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    tab = sub.add_parser("table", help="one table (a row per dataset) of sizes, returns, sha256")
+    tab.add_argument("files", nargs="+", metavar="FILE_OR_ID",
+                     help="dataset files or dataset ids in the store, one row each, in order")
+    _add_data_dir(tab)
+    tab.add_argument("--format", choices=("md", "csv"), default="md",
+                     help="a GitHub markdown table (default) or CSV, with a header row")
+    tab.add_argument("--no_verify", "--no-verify", action="store_true",
+                     help="do not fail on a checksum mismatch")
+
     lst = sub.add_parser("list", help="list the datasets registered in the store")
     _add_data_dir(lst)
     lst.add_argument("--json", action="store_true", help="print the registry entries as JSON")
@@ -90,16 +99,17 @@ def _cmd_import(a: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_inspect(a: argparse.Namespace) -> int:
+def _load(file: str, data_dir: Optional[str], no_verify: bool) -> Tuple[Any, str]:
+    """(dataset, checksum status) of a file or store id, as ``inspect`` and ``table`` load it:
+    the id resolved in the store, the sha256 verified unless `no_verify`."""
     from spin_bench.data.dataset import _resolve_path, load_dataset, registered_checksums
-    from spin_bench.data.inspection import format_summary, summarize
 
-    path, store = _resolve_path(a.file, a.data_dir)
-    if store is None and a.data_dir is not None:
+    path, store = _resolve_path(file, data_dir)
+    if store is None and data_dir is not None:
         from spin_bench.data.store import DatasetStore
-        store = DatasetStore(a.data_dir)
+        store = DatasetStore(data_dir)
     sources = registered_checksums(path, store) if path.is_file() else []
-    ds = load_dataset(path, verify_checksum=not a.no_verify, data_dir=a.data_dir)
+    ds = load_dataset(path, verify_checksum=not no_verify, data_dir=data_dir)
     if not sources:
         status = "no checksum registered (no .sha256 sidecar or registry entry)"
     else:
@@ -108,8 +118,36 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
             status = f"MISMATCH with {', '.join(bad)} (loaded anyway: --no_verify)"
         else:
             status = "verified against " + ", ".join(w for w, _ in sources)
+    return ds, status
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    from spin_bench.data.inspection import format_summary, summarize
+
+    ds, status = _load(a.file, a.data_dir, a.no_verify)
     summary = summarize(ds, checksum=status)
     print(json.dumps(summary, indent=2) if a.json else format_summary(summary))
+    return 0
+
+
+def _cmd_table(a: argparse.Namespace) -> int:
+    from spin_bench.data.inspection import format_table, table_row
+    from spin_bench.data.schema import DatasetError
+
+    rows = []
+    for file in a.files:  # every row first: a failure prints no partial table
+        try:
+            ds, _ = _load(file, a.data_dir, a.no_verify)
+            rows.append(table_row(ds))
+        except Exception as e:  # noqa: BLE001 - name the dataset in the one error line
+            msg = _one_line(str(e)) or type(e).__name__
+            if not isinstance(e, (DatasetError, ValueError, OSError)):
+                msg = f"{type(e).__name__}: {msg}"
+            if file not in msg and str(Path(file)) not in msg:
+                msg = f"{file}: {msg}"
+            raise DatasetError(msg, path=file) from e
+        del ds
+    print(format_table(rows, a.format))
     return 0
 
 
@@ -143,8 +181,8 @@ def _cmd_register(a: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"import": _cmd_import, "inspect": _cmd_inspect, "list": _cmd_list,
-             "register": _cmd_register}
+_COMMANDS = {"import": _cmd_import, "inspect": _cmd_inspect, "table": _cmd_table,
+             "list": _cmd_list, "register": _cmd_register}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

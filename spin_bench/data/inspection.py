@@ -1,7 +1,10 @@
-"""Summaries of a dataset for ``python -m spin_bench.data inspect``."""
+"""Summaries of a dataset for ``python -m spin_bench.data inspect`` and ``table``."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import csv
+import io
+import math
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -10,6 +13,7 @@ from spin_bench.data.schema import joint_space_size
 
 _SPARK = " ▁▂▃▄▅▆▇█"
 _MAX_PERCENT_BINS = 16  # above this a histogram is drawn as a one-character-per-bin bar
+RETURN_HISTOGRAM_BINS = 20
 
 
 def _stats(x: np.ndarray) -> Dict[str, float]:
@@ -39,9 +43,49 @@ def continuity_breaks(ds: Dataset) -> int:
     return breaks
 
 
+def references(attrs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """{'expert', 'random', 'source'} from the dataset attributes ``reference_expert`` and
+    ``reference_random`` (generated datasets record them); None when either is absent or is
+    not a finite number."""
+    if "reference_expert" not in attrs or "reference_random" not in attrs:
+        return None
+    try:
+        expert, random = float(attrs["reference_expert"]), float(attrs["reference_random"])
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(expert) and math.isfinite(random)):
+        return None
+    return {"expert": expert, "random": random, "source": attrs.get("reference_source")}
+
+
+def normalize_returns(returns: np.ndarray, refs: Optional[Dict[str, Any]]
+                      ) -> Optional[np.ndarray]:
+    """100 * (R - random) / (expert - random); None without references or when they coincide."""
+    if refs is None or refs["expert"] == refs["random"]:
+        return None
+    span = refs["expert"] - refs["random"]
+    return 100.0 * (np.asarray(returns, np.float64) - refs["random"]) / span
+
+
+def return_histogram(returns: np.ndarray, bins: int = RETURN_HISTOGRAM_BINS
+                     ) -> Optional[Dict[str, List[float]]]:
+    """{'edges', 'counts'}: `bins` equal-width bins between the min and max episode return
+    (numpy.histogram); None when there are no episodes."""
+    returns = np.asarray(returns, np.float64)
+    if returns.size == 0:
+        return None
+    counts, edges = np.histogram(returns, bins=bins,
+                                 range=(float(returns.min()), float(returns.max())))
+    return {"edges": edges.tolist(), "counts": counts.astype(np.int64).tolist()}
+
+
 def summarize(ds: Dataset, checksum: Optional[str] = None) -> Dict[str, Any]:
-    """A JSON-able summary: ids, sizes, return statistics, action histograms, checksum."""
+    """A JSON-able summary: ids, sizes, return statistics (raw, normalised when the dataset
+    records reference returns, histogram), action histograms, checksum."""
     attrs = ds.attrs
+    returns = ds.episode_returns()
+    refs = references(attrs)
+    normalized = normalize_returns(returns, refs)
     size = ds.path.stat().st_size if ds.path is not None and ds.path.exists() else None
     return {
         "dataset_id": ds.dataset_id, "path": str(ds.path) if ds.path else None,
@@ -57,7 +101,10 @@ def summarize(ds: Dataset, checksum: Optional[str] = None) -> Dict[str, Any]:
         "joint_actions": joint_space_size(ds.bins),
         "terminals": int(np.count_nonzero(ds.terminals)),
         "timeouts": int(np.count_nonzero(ds.timeouts)),
-        "episode_returns": _stats(ds.episode_returns()),
+        "episode_returns": _stats(returns),
+        "normalized_returns": _stats(normalized) if normalized is not None else None,
+        "references": refs,
+        "return_histogram": return_histogram(returns),
         "episode_lengths": _stats(ds.episode_lengths()),
         "rewards": _stats(ds.rewards),
         "continuity_breaks": continuity_breaks(ds),
@@ -70,8 +117,22 @@ def _fmt_hist(counts: List[int]) -> str:
     if len(counts) <= _MAX_PERCENT_BINS:
         return " ".join(f"{100.0 * c / total:5.1f}%" for c in counts)
     top = max(counts) or 1
-    bar = "".join(_SPARK[0] if c == 0 else _SPARK[max(1, round(8 * c / top))] for c in counts)
-    return f"|{bar}| (bins 0..{len(counts) - 1}, tallest {100.0 * top / total:.1f}%)"
+    return f"|{_spark(counts)}| (bins 0..{len(counts) - 1}, tallest {100.0 * top / total:.1f}%)"
+
+
+def _spark(counts: Sequence[int]) -> str:
+    top = max(counts) if len(counts) else 0
+    top = top or 1
+    return "".join(_SPARK[0] if c == 0 else _SPARK[max(1, round(8 * c / top))] for c in counts)
+
+
+def _fmt_return_hist(h: Dict[str, Any], lo: float, hi: float) -> str:
+    """The return histogram as a spark bar with the min and max return at its ends."""
+    counts = h["counts"]
+    tallest = max(counts) if counts else 0
+    width = (hi - lo) / len(counts) if counts else 0.0
+    return (f"{lo:.2f} |{_spark(counts)}| {hi:.2f}   "
+            f"({len(counts)} bins of {width:.3g}, tallest {tallest} episodes)")
 
 
 def format_summary(s: Dict[str, Any]) -> str:
@@ -104,6 +165,18 @@ def format_summary(s: Dict[str, Any]) -> str:
         f"episodes     ended by terminals {s['terminals']}, timeouts {s['timeouts']}; "
         f"lengths {st(s['episode_lengths'], '{:.0f}')}",
         f"returns      {st(s['episode_returns'])}",
+    ]
+    refs = s.get("references")
+    if refs is not None:
+        src = f", {refs['source']}" if refs.get("source") else ""
+        ref_txt = f"(expert {refs['expert']:.2f}, random {refs['random']:.2f}{src})"
+        norm = s.get("normalized_returns")
+        lines.append(f"normalised   {st(norm) if norm is not None else 'undefined'}  {ref_txt}")
+    if s.get("return_histogram"):
+        ret = s["episode_returns"]
+        bar = _fmt_return_hist(s["return_histogram"], ret["min"], ret["max"])
+        lines.append(f"return hist  {bar}")
+    lines += [
         f"rewards      {st(s['rewards'], '{:.3f}')}",
         f"continuity   {s['continuity_breaks']} transitions inside episodes with "
         f"next_observation != the next observation",
@@ -111,4 +184,56 @@ def format_summary(s: Dict[str, Any]) -> str:
     ]
     for d, counts in enumerate(s["action_histograms"]):
         lines.append(f"  a{d:<3d} {_fmt_hist(counts)}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- table
+
+TABLE_COLUMNS = ("task", "level", "transitions", "episodes", "return mean", "return min",
+                 "return max", "normalised mean", "sha256")
+
+
+def table_row(ds: Dataset) -> Dict[str, Any]:
+    """One row of ``python -m spin_bench.data table`` (floats unformatted; None = blank)."""
+    returns = ds.episode_returns()
+    normalized = normalize_returns(returns, references(ds.attrs))
+    has = returns.size > 0
+    return {
+        "task": ds.task, "level": ds.level, "transitions": ds.num_transitions,
+        "episodes": ds.num_episodes,
+        "return mean": float(np.mean(returns)) if has else None,
+        "return min": float(np.min(returns)) if has else None,
+        "return max": float(np.max(returns)) if has else None,
+        "normalised mean": (float(np.mean(normalized)) if normalized is not None and has
+                            else None),
+        "sha256": ds.sha256,
+    }
+
+
+def format_table(rows: Sequence[Dict[str, Any]], fmt: str = "md") -> str:
+    """`rows` of :func:`table_row` as a GitHub markdown table (floats to 2 decimals) or as
+    CSV (floats at full precision), header first, rows in the given order."""
+    def cell(v: Any, csv_cell: bool) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return repr(v) if csv_cell else f"{v:.2f}"
+        return str(v)
+
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(TABLE_COLUMNS)
+        for r in rows:
+            w.writerow([cell(r[c], True) for c in TABLE_COLUMNS])
+        return buf.getvalue().rstrip("\n")
+    if fmt != "md":
+        raise ValueError(f"table format: expected 'md' or 'csv', got {fmt!r}")
+    numeric = {"transitions", "episodes", "return mean", "return min", "return max",
+               "normalised mean"}
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
+             "|" + "|".join("---:" if c in numeric else "---" for c in TABLE_COLUMNS) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(cell(r[c], False).replace("|", "\\|")
+                                        for c in TABLE_COLUMNS) + " |")
     return "\n".join(lines)
