@@ -39,6 +39,7 @@ flags.DEFINE_integer("threads", 1, "torch threads per configuration")
 flags.DEFINE_enum("device", "cpu", ["auto", "cpu", "cuda"], "device")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings for every configuration")
 flags.DEFINE_bool("json", False, "one JSON object per line instead of a table")
+flags.DEFINE_list("render", [], "print markdown tables of earlier --json output files and exit")
 flags.DEFINE_string("_single", None, "internal: run one configuration (JSON) and print its result")
 
 
@@ -325,8 +326,48 @@ def _fmt(r: dict) -> str:
             f"mem {r['peak_memory_mb']:7.0f} MB")
 
 
+_METHOD_NAMES = {"f": "F-IQL", "ar": "AR-IQL", "saint": "SAINT", "spin": "SPIN", "asm": "ASM (MAM)"}
+
+
+def render_markdown(rows: List[dict]) -> str:
+    """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
+    out = []
+    train = [r for r in rows if r.get("kind") in ("train", "asm")]
+    if train:
+        out += ["| scale | task | method | d_model | batch | steps/s (median) | MFLOP/step | GFLOP/s | "
+                "peak GFLOP/s | efficiency | layer ceiling GFLOP/s | peak RSS MB |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in train:
+            name = _METHOD_NAMES.get(r["method"], r["method"])
+            name = name.replace("IQL", r["algo"].upper()) if r["method"] in ("f", "ar") else name
+            ceiling = f"{r['layer_gflops']:.1f}" if r.get("layer_gflops") else "-"
+            out.append(f"| {r['scale']} | {r['task']} | {name} | {r.get('d_model') or '-'} | {r['batch_size']} | "
+                       f"{r['steps_per_s']:.2f} | {r['flops_per_step'] / 1e6:.0f} | {r['gflops_per_s']:.1f} | "
+                       f"{r['peak_gflops']:.1f} | {100 * r['efficiency']:.0f}% | {ceiling} | "
+                       f"{r['peak_memory_mb']:.0f} |")
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    if evals:
+        out += ["", "| scale | task | method | batched (s) | one episode at a time, batch-1 (s) | speed-up |",
+                "|---|---|---|---|---|---|"]
+        for r in evals:
+            out.append(f"| {r['scale']} | {r['task']} | {_METHOD_NAMES.get(r['method'], r['method'])} | "
+                       f"{r['batched_s']:.1f} | {r['sequential_s']:.1f} | {r['speedup']:.1f}x |")
+    return "\n".join(out)
+
+
 def main(argv):
     del argv
+    if FLAGS.render:
+        rows = []
+        for path in FLAGS.render:
+            try:
+                with open(path) as f:
+                    rows += [json.loads(l) for l in f if l.strip().startswith("{")]
+            except (OSError, ValueError) as e:
+                print(f"error: --render {path}: expected a file of --json bench lines ({e})", file=sys.stderr)
+                return 2
+        print(render_markdown(rows))
+        return 0
     if FLAGS._single:
         print(json.dumps(run_single(json.loads(FLAGS._single))))
         return 0

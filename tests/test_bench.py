@@ -25,7 +25,7 @@ def test_flop_count_includes_the_fused_lstm():
     assert fused == expected
 
 
-def test_bench_runs_one_configuration_and_prints_json():
+def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
          "--parts=train", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
@@ -40,3 +40,15 @@ def test_bench_runs_one_configuration_and_prints_json():
     assert row["method"] == "f" and row["scale"] == "smoke" and row["batch_size"] == 32
     assert len(row["steps_per_s_samples"]) == 2 and row["steps_per_s"] > 0
     assert row["flops_per_step"] > 0 and 0 < row["efficiency"]
+    out = tmp_path / "bench.jsonl"
+    out.write_text(proc.stdout)
+    table = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={out}"], capture_output=True,
+                           text=True, cwd=configs.REPO_ROOT, timeout=120)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].startswith("| scale | task | method |") and len(lines) == 3
+    assert lines[2].startswith("| smoke | cheetah-run | F-IQL | - | 32 | ")
+    assert f"{row['steps_per_s']:.2f}" in lines[2]
+    bad = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={tmp_path / 'missing.jsonl'}"],
+                         capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=120)
+    assert bad.returncode == 2 and "missing.jsonl" in bad.stderr
