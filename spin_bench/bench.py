@@ -137,6 +137,22 @@ def _lstm_layer_backward_flops(input_shape, w_ih_shape, w_hh_shape, *args, **kwa
     return 2 * _lstm_layer_flops(input_shape, w_ih_shape, w_hh_shape)
 
 
+def count_ops(fn) -> int:
+    """Number of ATen operator calls (on a GPU, roughly the kernel launches) that ``fn()`` makes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Counter(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            _Counter.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Counter():
+        fn()
+    return _Counter.calls
+
+
 def _flops(fn) -> int:
     """FLOPs of ``fn()`` by torch's FlopCounterMode, plus the fused CPU LSTM kernels it does not know."""
     import torch
@@ -180,6 +196,7 @@ def bench_train(cfg: dict) -> dict:
         algo.update(sampler.sample())
     _sync(device)
     flops = _flops(lambda: algo.update(sampler.sample()))
+    ops = count_ops(lambda: algo.update(sampler.sample()))
     losses = {}
 
     def timed_steps():
@@ -191,7 +208,7 @@ def bench_train(cfg: dict) -> dict:
     rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
     return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": d_model, "batch_size": schedule.batch_size,
-            "layer_gflops": layer_gflops(rows, d_model or 256, device),
+            "layer_gflops": layer_gflops(rows, d_model or 256, device), "ops_per_step": ops,
             "trainable_params": sum(p.numel() for p in algo.parameters() if p.requires_grad),
             "peak_memory_mb": _memory_mb(device)}
 

@@ -25,6 +25,13 @@ def test_flop_count_includes_the_fused_lstm():
     assert fused == expected
 
 
+def test_op_count_counts_every_aten_call():
+    from spin_bench.bench import count_ops
+    x = torch.randn(4, 3)
+    w = torch.randn(3, 2)
+    assert count_ops(lambda: (x @ w).relu().sum()) == 3
+
+
 def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
@@ -35,7 +42,7 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     assert len(rows) == 1
     row = rows[0]
     for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
-                "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops"):
+                "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops", "ops_per_step"):
         assert key in row, key
     assert row["method"] == "f" and row["scale"] == "smoke" and row["batch_size"] == 32
     assert len(row["steps_per_s_samples"]) == 2 and row["steps_per_s"] > 0
