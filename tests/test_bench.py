@@ -35,12 +35,13 @@ def test_op_count_counts_every_aten_call():
 def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
-         "--parts=train", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
+         "--parts=train,asm", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
         capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
-    assert len(rows) == 1
-    row = rows[0]
+    assert [r["kind"] for r in rows] == ["train", "asm"]
+    row, asm = rows
+    assert asm["method"] == "asm" and asm["steps_per_s"] > 0 and len(asm["steps_per_s_samples"]) == 2
     for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
                 "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops", "ops_per_step"):
         assert key in row, key
@@ -53,7 +54,8 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
                            text=True, cwd=configs.REPO_ROOT, timeout=120)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.strip().splitlines()
-    assert lines[0].startswith("| scale | task | method |") and len(lines) == 3
+    assert lines[0].startswith("| scale | task | method |") and len(lines) == 4
+    assert lines[3].startswith("| smoke | cheetah-run | ASM (MAM) | 32 | ")
     assert lines[2].startswith("| smoke | cheetah-run | F-IQL | - | 32 | ")
     assert f"{row['steps_per_s']:.2f}" in lines[2]
     bad = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={tmp_path / 'missing.jsonl'}"],
