@@ -215,6 +215,15 @@ def asm_cache_key(dataset_sha256: str, asm_config: dict, train_config: dict, see
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def asm_num_steps(total_rows: int, steps: Optional[int], epochs: Optional[float], batch_size: int) -> int:
+    """Pre-training steps: ``steps``, else round(epochs * ceil(T / batch_size)) (default 100 epochs)."""
+    if steps is not None and epochs is not None:
+        raise ValueError("give `steps` or `epochs`, not both")
+    if steps is None:
+        steps = int(round((100 if epochs is None else epochs) * math.ceil(total_rows / batch_size)))
+    return max(1, int(steps))
+
+
 @gin.configurable(denylist=["dataset_tensors", "log_fn"])
 def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int], steps: Optional[int] = None,
                  epochs: Optional[float] = None, batch_size: int = 1024, lr: float = 4e-4,
@@ -241,11 +250,7 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
     bins = as_bins(bins, actions.shape[1])
     if len(bins) != actions.shape[1]:
         raise ValueError(f"bins has {len(bins)} slots but actions have {actions.shape[1]}")
-    if steps is not None and epochs is not None:
-        raise ValueError("give `steps` or `epochs`, not both")
-    if steps is None:
-        steps = int(round((100 if epochs is None else epochs) * math.ceil(total_rows / batch_size)))
-    steps = max(1, int(steps))
+    steps = asm_num_steps(total_rows, steps, epochs, batch_size)
     train_config = dict(steps=steps, batch_size=int(batch_size), lr=float(lr),
                         grad_clip=None if grad_clip is None else float(grad_clip), mask_prob=float(mask_prob),
                         mask_frac=float(mask_frac), random_frac=float(random_frac),

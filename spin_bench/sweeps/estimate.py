@@ -1,0 +1,188 @@
+"""How long a sweep takes on a machine, from rates measured on it.
+
+    python -m spin_bench.sweeps.estimate --gin_file=gin/sweeps/cpu.gin \
+        --calibration=results/cpu_calibration_20k/runs --bench=results/bench/cpu_scale_train.jsonl --workers=2
+
+Calibration runs (finished run directories on one task) carry the real cost of a run: the
+training clock per gradient step, ASM pre-training, and evaluation. The bench
+(``python -m spin_bench.bench --json``) gives each task's per-step cost relative to the
+calibration task. For a run of method m on task t:
+
+    rate(t, m)     = calibration steps/s of m  x  bench(t, m) / bench(calibration task, m)
+    asm_rate(t)    = calibration ASM steps/s   x  bench_asm(t) / bench_asm(calibration task)
+    seconds        = steps / rate(t, m)  +  [SPIN] asm_steps / asm_rate(t)
+                     + evaluation, as the calibration's fraction of m's training seconds
+
+The total divided by the number of workers is the wall-clock if the runs pack perfectly (a
+lower bound); the longest single run is printed too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import gin
+
+from spin_bench import configs
+from spin_bench.cli import OneLineArgumentParser
+
+
+class EstimateError(ValueError):
+    """Missing or unusable measurements; the message names the file or the missing rate."""
+
+
+def _query(name: str, default=None):
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return default
+
+
+def _asm_steps(num_transitions: int) -> int:
+    """ASM steps of the currently parsed configuration, for a dataset of ``num_transitions``."""
+    from spin_bench.models.asm import asm_num_steps
+
+    return asm_num_steps(num_transitions, _query("pretrain_asm.steps"), _query("pretrain_asm.epochs"),
+                         _query("pretrain_asm.batch_size", 1024))
+
+
+def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
+    """Per method: steps/s of the training clock (ASM excluded), ASM steps/s, evaluation fraction."""
+    out: Dict[str, dict] = {}
+    tasks = set()
+    for d in run_dirs:
+        path = os.path.join(d, "summary.json")
+        try:
+            with open(path) as f:
+                s = json.load(f)
+            method, steps, train = s["method"], int(s["num_steps"]), float(s["train_time_s"])
+            pre, ev = float(s.get("pretrain_time_s") or 0.0), float(s["eval_time_s"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise EstimateError(f"{path}: expected a finished run's summary.json with method, num_steps, "
+                                f"train_time_s and eval_time_s ({e})") from None
+        if s.get("status") != "complete":
+            raise EstimateError(f"{path}: the run is not complete (status {s.get('status')!r})")
+        tasks.add(s["task"])
+        entry = {"rate": steps / (train - pre), "eval_fraction": ev / (train - pre)}
+        if pre > 0:
+            configs.parse([os.path.join(d, "operative_config.gin")], [], finalize=False)
+            try:
+                entry["asm_rate"] = _asm_steps(int(s["num_transitions"])) / pre
+            finally:
+                gin.clear_config()
+        out[method] = entry
+    if len(tasks) != 1:
+        raise EstimateError(f"calibration runs must share one task, got {sorted(tasks)}")
+    return tasks.pop(), out
+
+
+def load_bench(paths: Sequence[str]) -> Dict[Tuple[str, str], float]:
+    """(task, method) -> bench steps/s; ASM rows under method 'asm'."""
+    rates: Dict[Tuple[str, str], float] = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.strip().startswith("{"):
+                        r = json.loads(line)
+                        if r.get("kind") in ("train", "asm"):
+                            rates[(r["task"], r["method"])] = float(r["steps_per_s"])
+        except (OSError, ValueError, KeyError) as e:
+            raise EstimateError(f"{path}: expected python -m spin_bench.bench --json lines ({e})") from None
+    return rates
+
+
+def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_files: Sequence[str],
+             bindings: Sequence[str] = ()) -> List[dict]:
+    """Seconds per run of the sweep (one dict per run: task, level, method, seed, train/asm/eval seconds)."""
+    from spin_bench.sweeps.spec import load_sweep, plan_runs, split_bindings
+    from spin_bench.train.experiment import Experiment
+    from spin_bench.train.trainer import Schedule
+
+    calib_task, calib = load_calibration(calibration_dirs)
+    bench = load_bench(bench_files)
+    sweep_bindings, run_bindings = split_bindings(bindings)
+    sweep = load_sweep(list(gin_files), sweep_bindings)
+    runs = plan_runs(sweep, os.devnull + "_estimate", run_bindings)
+
+    def bench_ratio(task: str, method: str) -> float:
+        for key in ((task, method), (calib_task, method)):
+            if key not in bench:
+                raise EstimateError(f"no bench rate for task {key[0]}, method {key[1]} in {', '.join(bench_files)}")
+        return bench[(task, method)] / bench[(calib_task, method)]
+
+    cell_cache: Dict[Tuple[str, Tuple[str, ...]], Tuple[int, int]] = {}
+    out = []
+    for r in runs:
+        if r.method not in calib:
+            raise EstimateError(f"no calibration run for method {r.method} in {', '.join(calibration_dirs)}")
+        key = (r.gin_file, r.bindings)
+        if key not in cell_cache:
+            configs.parse([os.path.join(configs.REPO_ROOT, r.gin_file)], list(r.bindings), finalize=False)
+            try:
+                num_transitions = Experiment().num_transitions
+                if num_transitions is None:
+                    raise EstimateError(f"{r.gin_file}: the dataset size is not set (published sizes); give "
+                                        f"Experiment.num_transitions to estimate its ASM cost")
+                cell_cache[key] = (int(Schedule().num_steps), _asm_steps(int(num_transitions)))
+            finally:
+                gin.clear_config()
+        steps, asm_steps = cell_cache[key]
+        c = calib[r.method]
+        train = steps / (c["rate"] * bench_ratio(r.task, r.method))
+        asm = 0.0
+        if r.method == "spin":
+            asm = asm_steps / (c["asm_rate"] * bench_ratio(r.task, "asm"))
+        out.append({"task": r.task, "level": r.level, "method": r.method, "seed": r.seed, "train_s": train,
+                    "asm_s": asm, "eval_s": train * c["eval_fraction"]})
+    return out
+
+
+def summary(rows: List[dict], workers: int) -> str:
+    """Minutes per run by (task, method), and the totals."""
+    by: Dict[Tuple[str, str], List[float]] = defaultdict(list)
+    for r in rows:
+        by[(r["task"], r["method"])].append(r["train_s"] + r["asm_s"] + r["eval_s"])
+    lines = ["| task | method | runs | minutes per run (training + ASM + evaluation) |", "|---|---|---|---|"]
+    for (task, method), secs in sorted(by.items()):
+        lines.append(f"| {task} | {method} | {len(secs)} | {sum(secs) / len(secs) / 60:.1f} |")
+    total = sum(r["train_s"] + r["asm_s"] + r["eval_s"] for r in rows)
+    longest = max((r["train_s"] + r["asm_s"] + r["eval_s"] for r in rows), default=0.0)
+    lines += ["", f"{len(rows)} runs: {total / 3600:.1f} core-hours; with {workers} worker(s) at least "
+                  f"{total / 3600 / workers:.1f} hours ({total / 86400 / workers:.2f} days); longest run "
+                  f"{longest / 60:.0f} minutes"]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = OneLineArgumentParser(prog="python -m spin_bench.sweeps.estimate", error_name="estimate",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--gin_file", action="append", required=True, help="sweep gin file (repeatable)")
+    p.add_argument("--gin_bindings", action="append", default=[], help="Sweep.* or run bindings (repeatable)")
+    p.add_argument("--calibration", required=True,
+                   help="directory of finished calibration runs on one task (one per method)")
+    p.add_argument("--bench", action="append", required=True, help="bench --json output (repeatable)")
+    p.add_argument("--workers", type=int, default=2, help="runs at a time (default 2)")
+    a = p.parse_args(argv)
+    if a.workers < 1:
+        p.error(f"--workers must be >= 1, got {a.workers}")
+    if not os.path.isdir(a.calibration):
+        p.error(f"--calibration {a.calibration}: not a directory")
+    dirs = sorted(os.path.join(a.calibration, d) for d in os.listdir(a.calibration)
+                  if os.path.isfile(os.path.join(a.calibration, d, "summary.json")))
+    if not dirs:
+        p.error(f"--calibration {a.calibration}: no run directories with a summary.json")
+    try:
+        rows = estimate(a.gin_file, dirs, a.bench, a.gin_bindings)
+    except (EstimateError, ValueError) as e:
+        print(f"estimate: error: {e}", file=sys.stderr)
+        return 2
+    print(summary(rows, a.workers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
