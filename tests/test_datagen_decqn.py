@@ -175,3 +175,16 @@ def test_gpu_tier_tasks_smoke(task, tmp_path):
     res = dg.collect_episodes(task, 3, net.greedy, [0], seed=0, num_envs=1, store=True)
     ep = res["episodes"][0]
     assert ep["act"].shape[1] == net.num_slots and np.isfinite(res["episode_returns"]).all()
+
+
+@pytest.mark.parametrize("task", ["cheetah-run", "finger-spin", "quadruped-walk"])
+def test_every_cpu_tier_task_generates_from_its_shipped_policies(task, tmp_path):
+    """A fresh clone can make every level: the committed expert/medium weights load and roll out."""
+    from spin_bench.data import load_dataset
+
+    path = dg.ensure_dataset(task, "random-medium-expert", num_transitions=3000, data_dir=str(tmp_path),
+                             progress=False)
+    ds = load_dataset(path)
+    assert ds.num_transitions == 3000 and ds.task == task and ds.level == "random-medium-expert"
+    assert ds.attrs["reference_source"] == "generated" and ds.attrs["reference_expert"] > ds.attrs["reference_random"]
+    assert set(ds.attrs["mixture"]) == {"random", "medium", "expert"}
