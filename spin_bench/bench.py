@@ -17,7 +17,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import List
+from typing import List, Sequence
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -220,10 +220,9 @@ def bench_asm(cfg: dict) -> dict:
 
     device = torch.device(cfg["device"])
     _parse_cell(cfg["scale"], cfg["task"], "spin", "iql", cfg["bindings"])
-    import gin
-
+    from spin_bench import configs
     from spin_bench.envs import get_task_spec
-    batch = gin.query_parameter("pretrain_asm.batch_size") if _bound("pretrain_asm.batch_size") else 1024
+    batch = configs.query("pretrain_asm.batch_size", 1024)
     spec = get_task_spec(cfg["task"])
     bins = [3] * spec.num_actions
     data = _synthetic(cfg["task"], bins, 20_000, device)
@@ -242,7 +241,7 @@ def bench_asm(cfg: dict) -> dict:
     pretrain_asm(data, bins=bins, steps=cfg["warmup"], **probe)
     rates = sorted(steps / pretrain_asm(data, bins=bins, steps=steps, log_every=10**9, **probe).pretrain_seconds
                    for _ in range(cfg["repeats"]))
-    dt = 1.0 / rates[len(rates) // 2]
+    dt = 1.0 / _median(rates)
     return {"kind": "asm", "method": "asm", "algo": "mam", "steps_per_s": 1.0 / dt, "steps_per_s_samples": rates,
             "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": model.config["d_model"], "batch_size": batch,
@@ -259,17 +258,25 @@ def _median_seconds(fn, steps: int, repeats: int, device) -> tuple:
         _sync(device)
         rates.append(steps / (time.perf_counter() - t0))
     rates.sort()
-    return 1.0 / rates[len(rates) // 2], rates
+    return 1.0 / _median(rates), rates
 
 
-def _bound(name: str) -> bool:
-    import gin
+def _median(sorted_rates: List[float]) -> float:
+    """The median of the repeated rates (the upper one of an even count), as every bench row reports."""
+    return sorted_rates[len(sorted_rates) // 2]
 
-    try:
-        gin.query_parameter(name)
-        return True
-    except ValueError:
-        return False
+
+def read_results(paths: Sequence[str]) -> List[dict]:
+    """The result objects of earlier ``--json`` runs (lines starting with '{'); ValueError names
+    the file that cannot be read."""
+    rows: List[dict] = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                rows += [json.loads(line) for line in f if line.strip().startswith("{")]
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: expected a file of python -m spin_bench.bench --json lines ({e})") from None
+    return rows
 
 
 def bench_eval(cfg: dict) -> dict:
@@ -378,14 +385,11 @@ def render_markdown(rows: List[dict]) -> str:
 def main(argv):
     del argv
     if FLAGS.render:
-        rows = []
-        for path in FLAGS.render:
-            try:
-                with open(path) as f:
-                    rows += [json.loads(l) for l in f if l.strip().startswith("{")]
-            except (OSError, ValueError) as e:
-                print(f"error: --render {path}: expected a file of --json bench lines ({e})", file=sys.stderr)
-                return 2
+        try:
+            rows = read_results(FLAGS.render)
+        except ValueError as e:
+            print(f"error: --render {e}", file=sys.stderr)
+            return 2
         print(render_markdown(rows))
         return 0
     if FLAGS._single:

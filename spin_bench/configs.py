@@ -51,6 +51,14 @@ def parse(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = Tr
         gin.finalize()
 
 
+def query(name: str, default=None):
+    """The value bound to ``name`` ('configurable.parameter' or a macro), or ``default`` when unbound."""
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return default
+
+
 def config_str() -> str:
     """Every binding in effect (gin.config_str), for operative_config.gin and run ids."""
     return gin.config_str()

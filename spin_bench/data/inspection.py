@@ -196,16 +196,13 @@ TABLE_COLUMNS = ("task", "level", "transitions", "episodes", "return mean", "ret
 def table_row(ds: Dataset) -> Dict[str, Any]:
     """One row of ``python -m spin_bench.data table`` (floats unformatted; None = blank)."""
     returns = ds.episode_returns()
+    stats = _stats(returns)
     normalized = normalize_returns(returns, references(ds.attrs))
-    has = returns.size > 0
     return {
         "task": ds.task, "level": ds.level, "transitions": ds.num_transitions,
         "episodes": ds.num_episodes,
-        "return mean": float(np.mean(returns)) if has else None,
-        "return min": float(np.min(returns)) if has else None,
-        "return max": float(np.max(returns)) if has else None,
-        "normalised mean": (float(np.mean(normalized)) if normalized is not None and has
-                            else None),
+        "return mean": stats.get("mean"), "return min": stats.get("min"), "return max": stats.get("max"),
+        "normalised mean": None if normalized is None else _stats(normalized).get("mean"),
         "sha256": ds.sha256,
     }
 

@@ -34,19 +34,12 @@ class EstimateError(ValueError):
     """Missing or unusable measurements; the message names the file or the missing rate."""
 
 
-def _query(name: str, default=None):
-    try:
-        return gin.query_parameter(name)
-    except ValueError:
-        return default
-
-
 def _asm_steps(num_transitions: int) -> int:
     """ASM steps of the currently parsed configuration, for a dataset of ``num_transitions``."""
     from spin_bench.models.asm import asm_num_steps
 
-    return asm_num_steps(num_transitions, _query("pretrain_asm.steps"), _query("pretrain_asm.epochs"),
-                         _query("pretrain_asm.batch_size", 1024))
+    return asm_num_steps(num_transitions, configs.query("pretrain_asm.steps"), configs.query("pretrain_asm.epochs"),
+                         configs.query("pretrain_asm.batch_size", 1024))
 
 
 def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
@@ -81,18 +74,15 @@ def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
 
 def load_bench(paths: Sequence[str]) -> Dict[Tuple[str, str], float]:
     """(task, method) -> bench steps/s; ASM rows under method 'asm'."""
-    rates: Dict[Tuple[str, str], float] = {}
-    for path in paths:
-        try:
-            with open(path) as f:
-                for line in f:
-                    if line.strip().startswith("{"):
-                        r = json.loads(line)
-                        if r.get("kind") in ("train", "asm"):
-                            rates[(r["task"], r["method"])] = float(r["steps_per_s"])
-        except (OSError, ValueError, KeyError) as e:
-            raise EstimateError(f"{path}: expected python -m spin_bench.bench --json lines ({e})") from None
-    return rates
+    from spin_bench.bench import read_results
+
+    try:
+        return {(r["task"], r["method"]): float(r["steps_per_s"])
+                for r in read_results(paths) if r.get("kind") in ("train", "asm")}
+    except ValueError as e:
+        raise EstimateError(str(e)) from None
+    except KeyError as e:
+        raise EstimateError(f"{', '.join(paths)}: a bench line lacks {e}") from None
 
 
 def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_files: Sequence[str],
