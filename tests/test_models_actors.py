@@ -158,3 +158,30 @@ def test_dropout_active_only_in_train_mode():
     assert not torch.equal(actor.logits(obs), actor.logits(obs))
     actor.eval()
     assert torch.equal(actor.logits(obs), actor.logits(obs))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_cpu_dropout_mask_statistics_gradient_and_seeding(p):
+    """common.dropout draws its own 16-bit mask on the CPU: Bernoulli(1 - p) keeps scaled by
+    1 / (1 - p), the gradient is the same mask, and the global seed makes it reproducible."""
+    from spin_bench.models.common import dropout
+    x = torch.ones(400, 250, requires_grad=True)
+    torch.manual_seed(7)
+    y = dropout(x, p, True)
+    kept = y != 0
+    frac = 1.0 - kept.float().mean().item()
+    n = x.numel()
+    assert abs(frac - p) < 5 * (p * (1 - p) / n) ** 0.5  # 5 standard errors
+    for lane in range(4):  # each of the four 16-bit lanes of a 64-bit draw on its own
+        lane_frac = 1.0 - kept.flatten()[lane::4].float().mean().item()
+        assert abs(lane_frac - p) < 5 * (p * (1 - p) / (n / 4)) ** 0.5, lane
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1.0 / (1.0 - p)))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())
+    torch.manual_seed(7)
+    assert torch.equal(dropout(x.detach(), p, True), y.detach())
+    # neighbouring elements are not correlated (four share one 64-bit draw)
+    k = kept.float().flatten()
+    corr = torch.corrcoef(torch.stack([k[:-1], k[1:]]))[0, 1].item()
+    assert abs(corr) < 0.02
+    assert torch.equal(dropout(x, p, False), x) and torch.equal(dropout(x, 0.0, True), x)

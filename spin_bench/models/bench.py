@@ -1,6 +1,6 @@
 """Micro-benchmarks of the model layer (not a test): forward+backward milliseconds.
 
-    python -m spin_bench.models.bench [--what critics,heads,adam,actors,asm] [--device cpu] [--threads 1]
+    python -m spin_bench.models.bench [--what critics,heads,adam,actors,asm,dropout] [--device cpu] [--threads 1]
 
 Each case is timed in interleaved rounds and the median is reported (shared CI machines are noisy).
 """
@@ -122,6 +122,18 @@ def bench_adam(device: torch.device) -> None:
         print(f"Adam step, ASM d_model={dm}: " + ", ".join(f"{k}={v:.2f}ms" for k, v in r.items()))
 
 
+def bench_dropout(device: torch.device) -> None:
+    """``common.dropout`` (16-bit mask on the CPU) vs ``F.dropout``, forward + backward, at the
+    transformer activations of the cpu scale (B 256, 7 tokens, widths 64 and 128)."""
+    from spin_bench.models.common import dropout
+    for shape in [(256, 7, 64), (256, 7, 128), (256, 13, 128)]:
+        x = torch.randn(*shape, device=device, requires_grad=True)
+        r = timeit(dict(common_dropout=lambda: dropout(x, 0.1, True).sum().backward(),
+                        F_dropout=lambda: F.dropout(x, 0.1, True).sum().backward(),
+                        no_dropout=lambda: (x * 1.0).sum().backward()), device)
+        print(f"dropout p=0.1 {tuple(shape)}: " + ", ".join(f"{k}={v:.3f}ms" for k, v in r.items()))
+
+
 def bench_actors(device: torch.device) -> None:
     from baselines import AutoregressiveActor, FactorisedMLPActor
     from spin_bench.models.actors import TransformerActor
@@ -184,14 +196,15 @@ def bench_asm(device: torch.device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--what", default="critics,heads,adam,actors,asm")
+    ap.add_argument("--what", default="critics,heads,adam,actors,asm,dropout")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    fns = dict(critics=bench_critics, heads=bench_heads, adam=bench_adam, actors=bench_actors, asm=bench_asm)
+    fns = dict(critics=bench_critics, heads=bench_heads, adam=bench_adam, actors=bench_actors, asm=bench_asm,
+               dropout=bench_dropout)
     for w in args.what.split(","):
         fns[w](device)
 

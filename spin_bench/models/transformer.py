@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spin_bench.models.common import dropout
+
 __all__ = ["TransformerBlock", "TransformerEncoder", "StateEncoder"]
 
 
@@ -39,9 +41,9 @@ class TransformerBlock(nn.Module):
         p = self.dropout if self.training else 0.0
         q, k, v = self.qkv(self.ln1(x)).view(b, l, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
         a = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # softmax(q k^T / sqrt(d_h)) v
-        x = x + F.dropout(self.proj(a.transpose(1, 2).reshape(b, l, d)), p, self.training)
-        h = F.dropout(F.gelu(self.ffn_in(self.ln2(x))), p, self.training)
-        return x + F.dropout(self.ffn_out(h), p, self.training)
+        x = x + dropout(self.proj(a.transpose(1, 2).reshape(b, l, d)), p, self.training)
+        h = dropout(F.gelu(self.ffn_in(self.ln2(x))), p, self.training)
+        return x + dropout(self.ffn_out(h), p, self.training)
 
 
 class TransformerEncoder(nn.Module):
