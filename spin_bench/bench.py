@@ -28,7 +28,8 @@ flags.DEFINE_list("tasks", ["cheetah-run", "quadruped-walk", "dog-trot"], "task 
 flags.DEFINE_list("methods", ["f", "ar", "saint", "spin"], "methods")
 flags.DEFINE_list("algos", ["iql"], "algorithms")
 flags.DEFINE_list("scales", ["cpu", "paper"], "model scales (gin/scales/<scale>.gin)")
-flags.DEFINE_list("parts", ["train", "asm", "eval"], "what to measure")
+flags.DEFINE_list("parts", ["train", "asm", "eval"],
+                  "what to measure: train, reference (the straightforward IQL step on the same models), asm, eval")
 flags.DEFINE_list("eval_tasks", ["cheetah-run"], "tasks for the evaluation timing")
 flags.DEFINE_integer("steps", 30, "timed gradient steps per configuration")
 flags.DEFINE_integer("warmup", 5, "untimed warm-up steps")
@@ -182,6 +183,11 @@ def _build(task, method, algo, device):
 
 
 def bench_train(cfg: dict) -> dict:
+    """Training steps/s of ``algo.update``; with ``cfg["part"] == "reference"`` (IQL only) of the
+    straightforward step instead (``spin_bench.algos.reference``: loops over critics and slots,
+    per-parameter Adam, ``.item()`` every step) on the same modules and sizes."""
+    import math
+
     import torch
 
     from spin_bench.train.trainer import DatasetSampler, Schedule
@@ -189,24 +195,31 @@ def bench_train(cfg: dict) -> dict:
     device = torch.device(cfg["device"])
     _parse_cell(cfg["scale"], cfg["task"], cfg["method"], cfg["algo"], cfg["bindings"])
     algo, bins, spec = _build(cfg["task"], cfg["method"], cfg["algo"], device)
+    update = algo.update
+    if cfg["part"] == "reference":
+        from spin_bench.algos.reference import reference_iql_update, reference_optimizers
+        if cfg["algo"] != "iql":
+            raise ValueError(f"the straightforward reference step is IQL's, not {cfg['algo']!r}")
+        optimizers = reference_optimizers(algo)
+        update = lambda batch: reference_iql_update(algo, batch, optimizers)  # noqa: E731
     schedule = Schedule()
     sampler = DatasetSampler(_synthetic(cfg["task"], bins, 20_000, device), schedule.batch_size, 0)
     algo.train()
     for _ in range(cfg["warmup"]):
-        algo.update(sampler.sample())
+        update(sampler.sample())
     _sync(device)
-    flops = _flops(lambda: algo.update(sampler.sample()))
-    ops = count_ops(lambda: algo.update(sampler.sample()))
+    flops = _flops(lambda: update(sampler.sample()))
+    ops = count_ops(lambda: update(sampler.sample()))
     losses = {}
 
     def timed_steps():
         for _ in range(cfg["steps"]):
-            losses.update(algo.update(sampler.sample()))
+            losses.update(update(sampler.sample()))
     dt, samples = _median_seconds(timed_steps, cfg["steps"], cfg["repeats"], device)
-    assert all(torch.isfinite(v) for v in losses.values())
+    assert all(math.isfinite(float(v)) for v in losses.values())
     d_model = getattr(algo.actor, "config", {}).get("d_model")
     rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
-    return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
+    return {"kind": cfg["part"], "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9, "d_model": d_model, "batch_size": schedule.batch_size,
             "layer_gflops": layer_gflops(rows, d_model or 256, device), "ops_per_step": ops,
             "trainable_params": sum(p.numel() for p in algo.parameters() if p.requires_grad),
@@ -315,7 +328,8 @@ def run_single(cfg: dict) -> dict:
         cfg["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     result = {"bench": cfg["part"]}
     result.update({k: cfg[k] for k in ("method", "algo", "scale", "task", "device", "threads")})
-    result.update({"train": bench_train, "asm": bench_asm, "eval": bench_eval}[cfg["part"]](cfg))
+    result.update({"train": bench_train, "reference": bench_train, "asm": bench_asm,
+                   "eval": bench_eval}[cfg["part"]](cfg))
     result["peak_gflops"] = peak_matmul_gflops(cfg["device"])
     if "gflops_per_s" in result:
         result["efficiency"] = result["gflops_per_s"] / result["peak_gflops"]
@@ -333,6 +347,9 @@ def configurations() -> List[dict]:
                 for method in FLAGS.methods:
                     for algo in FLAGS.algos:
                         out.append(dict(base, part="train", scale=scale, task=task, method=method, algo=algo))
+            if "reference" in FLAGS.parts:
+                for method in FLAGS.methods:
+                    out.append(dict(base, part="reference", scale=scale, task=task, method=method, algo="iql"))
             if "asm" in FLAGS.parts:
                 out.append(dict(base, part="asm", scale=scale, task=task, method="asm", algo="mam"))
         if "eval" in FLAGS.parts:
@@ -346,7 +363,8 @@ def _fmt(r: dict) -> str:
     if r["kind"] == "eval":
         return (f"{r['scale']:5} {r['task']:15} {r['method']:6} eval {r['episodes']}x{r['episode_steps']} steps: "
                 f"batched {r['batched_s']:6.2f}s  sequential {r['sequential_s']:6.2f}s  speed-up {r['speedup']:5.1f}x")
-    return (f"{r['scale']:5} {r['task']:15} {r['method']:6} {r['algo']:5} d={str(r.get('d_model')):4} "
+    algo = r["algo"] + ("-ref" if r["kind"] == "reference" else "")
+    return (f"{r['scale']:5} {r['task']:15} {r['method']:6} {algo:8} d={str(r.get('d_model')):4} "
             f"B={r['batch_size']:5} {r['steps_per_s']:8.1f} steps/s {r['flops_per_step'] / 1e6:9.1f} MFLOP/step "
             f"{r['gflops_per_s']:6.1f} GFLOP/s / peak {r['peak_gflops']:6.1f} = {100 * r['efficiency']:5.1f}% "
             + (f"(layer ceiling {r['layer_gflops']:5.1f}) " if r.get("layer_gflops") else "") +
@@ -372,6 +390,17 @@ def render_markdown(rows: List[dict]) -> str:
                        f"{r['steps_per_s']:.2f} | {r['flops_per_step'] / 1e6:.0f} | {r['gflops_per_s']:.1f} | "
                        f"{r['peak_gflops']:.1f} | {100 * r['efficiency']:.0f}% | {ceiling} | "
                        f"{r['peak_memory_mb']:.0f} |")
+    refs = {(r["scale"], r["task"], r["method"], r.get("d_model")): r for r in rows if r.get("kind") == "reference"}
+    pairs = [(r, refs[(r["scale"], r["task"], r["method"], r.get("d_model"))]) for r in train
+             if r.get("kind") == "train" and r["algo"] == "iql"
+             and (r["scale"], r["task"], r["method"], r.get("d_model")) in refs]
+    if pairs:
+        out += ["", "| scale | task | method | d_model | steps/s | straightforward steps/s | speed-up |",
+                "|---|---|---|---|---|---|---|"]
+        for r, ref in pairs:
+            out.append(f"| {r['scale']} | {r['task']} | {_METHOD_NAMES.get(r['method'], r['method'])} | "
+                       f"{r.get('d_model') or '-'} | {r['steps_per_s']:.2f} | {ref['steps_per_s']:.2f} | "
+                       f"{r['steps_per_s'] / ref['steps_per_s']:.2f}x |")
     evals = [r for r in rows if r.get("kind") == "eval"]
     if evals:
         out += ["", "| scale | task | method | batched (s) | one episode at a time, batch-1 (s) | speed-up |",

@@ -54,7 +54,8 @@ def inputs(tmp_path_factory):
 # ----------------------------------------------------------------------------- planning
 @pytest.mark.parametrize("name,count,algos", [
     ("table1", 320, ["iql"]), ("table2_dog_bins", 60, ["iql"]), ("appendix_awac", 320, ["awac"]),
-    ("appendix_bcq", 320, ["bcq"]), ("ablation_pretrain_epochs", 50, ["iql"]), ("cpu", 144, ["iql"]),
+    ("appendix_bcq", 320, ["bcq"]), ("ablation_pretrain_epochs", 50, ["iql"]), ("cpu", 36, ["iql"]),
+    ("cpu_all_levels", 144, ["iql"]),
     ("smoke", 4, ["iql"]), ("cpu_calibration", 4, ["iql"])])
 def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     sweep = load_sweep([os.path.join(SWEEPS, f"{name}.gin")])
@@ -69,6 +70,9 @@ def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
         assert set(sweep.methods) == {"spin", "saint", "f", "ar"} and len(sweep.levels) == 4
     if name == "table2_dog_bins":
         assert set(sweep.tasks) == {"dog-trot", "dog-trot-b10", "dog-trot-b30"} and sweep.levels == ("medium-expert",)
+    if name == "cpu_all_levels":  # its medium-expert runs are the cpu sweep's, so a cpu sweep dir is reused
+        cpu = plan_runs(load_sweep([os.path.join(SWEEPS, "cpu.gin")]), str(tmp_path))
+        assert {r.run_dir for r in cpu} < {r.run_dir for r in runs}
     if name == "ablation_pretrain_epochs":
         assert [b for _, b in sweep.variants] == [(f"pretrain_asm.epochs = {e}",) for e in (1, 5, 20, 50, 100)]
         assert all(f"-e{r.bindings[0].split('= ')[1]}-s{r.seed}-" in r.name for r in runs)
