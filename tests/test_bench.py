@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from spin_bench import configs
@@ -35,12 +36,15 @@ def test_op_count_counts_every_aten_call():
 def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
-         "--parts=train,asm", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
+         "--parts=train,reference,asm", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
         capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
-    assert [r["kind"] for r in rows] == ["train", "asm"]
-    row, asm = rows
+    assert [r["kind"] for r in rows] == ["train", "reference", "asm"]
+    row, ref, asm = rows
+    assert ref["method"] == "f" and ref["algo"] == "iql" and ref["steps_per_s"] > 0
+    assert ref["speedup"] == pytest.approx(ref["fast_steps_per_s"] / ref["steps_per_s"])
+    assert len(ref["samples"]["fast"]) == len(ref["samples"]["straightforward"]) == 2
     assert asm["method"] == "asm" and asm["steps_per_s"] > 0 and len(asm["steps_per_s_samples"]) == 2
     for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
                 "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops", "ops_per_step"):
@@ -54,10 +58,13 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
                            text=True, cwd=configs.REPO_ROOT, timeout=120)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.strip().splitlines()
-    assert lines[0].startswith("| scale | task | method |") and len(lines) == 4
+    assert lines[0].startswith("| scale | task | method |") and len(lines) == 8
     assert lines[3].startswith("| smoke | cheetah-run | ASM (MAM) | 32 | ")
     assert lines[2].startswith("| smoke | cheetah-run | F-IQL | - | 32 | ")
     assert f"{row['steps_per_s']:.2f}" in lines[2]
+    assert lines[5].startswith("| scale | task | method | d_model | fast steps/s | straightforward steps/s |")
+    assert lines[7] == (f"| smoke | cheetah-run | F-IQL | - | {ref['fast_steps_per_s']:.2f} | "
+                        f"{ref['steps_per_s']:.2f} | {ref['speedup']:.2f}x |")
     bad = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={tmp_path / 'missing.jsonl'}"],
                          capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=120)
     assert bad.returncode == 2 and "missing.jsonl" in bad.stderr
