@@ -132,6 +132,20 @@ def bench_dropout(device: torch.device) -> None:
                         F_dropout=lambda: F.dropout(x, 0.1, True).sum().backward(),
                         no_dropout=lambda: (x * 1.0).sum().backward()), device)
         print(f"dropout p=0.1 {tuple(shape)}: " + ", ".join(f"{k}={v:.3f}ms" for k, v in r.items()))
+    # the cpu scale's encoder (d_model 64, 2 blocks, train mode) with each dropout in its blocks
+    from unittest import mock
+
+    from spin_bench.models import transformer
+    enc = transformer.TransformerEncoder(64, 4, 2, 0.1).to(device).train()
+    for tokens in (7, 13):
+        x = torch.randn(256, tokens, 64, device=device, requires_grad=True)
+
+        def with_f_dropout() -> None:
+            with mock.patch.object(transformer, "dropout", F.dropout):
+                enc(x).sum().backward()
+        r = timeit(dict(common_dropout=lambda: enc(x).sum().backward(), F_dropout=with_f_dropout), device)
+        print(f"encoder d64 x2 blocks fwd+bwd (256, {tokens}, 64): "
+              + ", ".join(f"{k}={v:.2f}ms" for k, v in r.items()))
 
 
 def bench_actors(device: torch.device) -> None:
