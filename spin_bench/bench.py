@@ -33,7 +33,9 @@ flags.DEFINE_list("parts", ["train", "asm", "eval"],
 flags.DEFINE_list("eval_tasks", ["cheetah-run"], "tasks for the evaluation timing")
 flags.DEFINE_integer("steps", 30, "timed gradient steps per configuration")
 flags.DEFINE_integer("warmup", 5, "untimed warm-up steps")
-flags.DEFINE_integer("repeats", 3, "timings per configuration; steps/s is their median")
+flags.DEFINE_integer("repeats", 3, "timings per configuration and round; steps/s is the median of all timings")
+flags.DEFINE_integer("rounds", 1, "rounds over all configurations, each configuration in a fresh process per round "
+                     "(round-robin, so slow drifts in machine load hit every configuration alike)")
 flags.DEFINE_integer("eval_episodes", 10, "episodes per evaluation timing")
 flags.DEFINE_integer("eval_steps", 1000, "control steps per evaluation episode")
 flags.DEFINE_integer("threads", 1, "torch threads per configuration")
@@ -205,8 +207,9 @@ def bench_train(cfg: dict) -> dict:
     for _ in range(cfg["warmup"]):
         algo.update(sampler.sample())
     _sync(device)
-    flops = _flops(lambda: algo.update(sampler.sample()))
-    ops = count_ops(lambda: algo.update(sampler.sample()))
+    static = cfg.get("static", True)  # FLOPs and op counts: once per configuration (round 0)
+    flops = _flops(lambda: algo.update(sampler.sample())) if static else None
+    ops = count_ops(lambda: algo.update(sampler.sample())) if static else None
     losses = {}
 
     def timed_steps():
@@ -217,8 +220,9 @@ def bench_train(cfg: dict) -> dict:
     d_model = getattr(algo.actor, "config", {}).get("d_model")
     rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
     return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
-            "gflops_per_s": flops / dt / 1e9, "d_model": d_model, "batch_size": schedule.batch_size,
-            "layer_gflops": layer_gflops(rows, d_model or 256, device), "ops_per_step": ops,
+            "gflops_per_s": flops / dt / 1e9 if static else None, "d_model": d_model,
+            "batch_size": schedule.batch_size,
+            "layer_gflops": layer_gflops(rows, d_model or 256, device) if static else None, "ops_per_step": ops,
             "trainable_params": sum(p.numel() for p in algo.parameters() if p.requires_grad),
             "peak_memory_mb": _memory_mb(device)}
 
@@ -276,7 +280,7 @@ def bench_asm(cfg: dict) -> dict:
     def one_step():
         loss, _ = masked_action_modelling_loss(model, data["observations"][idx], data["actions"][idx], g)
         loss.backward()
-    flops = _flops(one_step)
+    flops = _flops(one_step) if cfg.get("static", True) else None
     steps = max(cfg["steps"] // 3, 5)
     # The exact-match probe after pre-training is not timed; a small one keeps wide tasks
     # (38 slots: 38 masked passes) from dominating the bench's wall-clock.
@@ -287,7 +291,8 @@ def bench_asm(cfg: dict) -> dict:
     dt = 1.0 / _median(rates)
     return {"kind": "asm", "method": "asm", "algo": "mam", "steps_per_s": 1.0 / dt, "steps_per_s_samples": rates,
             "flops_per_step": flops,
-            "gflops_per_s": flops / dt / 1e9, "d_model": model.config["d_model"], "batch_size": batch,
+            "gflops_per_s": flops / dt / 1e9 if flops else None, "d_model": model.config["d_model"],
+            "batch_size": batch,
             "peak_memory_mb": _memory_mb(device)}
 
 
@@ -361,9 +366,38 @@ def run_single(cfg: dict) -> dict:
     result.update({"train": bench_train, "reference": bench_reference, "asm": bench_asm,
                    "eval": bench_eval}[cfg["part"]](cfg))
     result["peak_gflops"] = peak_matmul_gflops(cfg["device"])
-    if "gflops_per_s" in result:
+    if result.get("gflops_per_s"):
         result["efficiency"] = result["gflops_per_s"] / result["peak_gflops"]
     return result
+
+
+def combine_rounds(rounds: List[dict]) -> dict:
+    """One configuration's result from its rounds (round 0 first, the one with FLOP and op
+    counts): rates are the median over every timing of every round, the peak is the median of
+    the rounds' peaks, ratios (speed-ups) the median of the rounds' own ratios."""
+    out = dict(rounds[0])
+    out["rounds"] = len(rounds)
+    if len(rounds) == 1:
+        return out
+    med = lambda values: _median(sorted(values))  # noqa: E731
+    out["peak_gflops"] = med([r["peak_gflops"] for r in rounds])
+    if out["kind"] in ("train", "asm"):
+        samples = sorted(x for r in rounds for x in r["steps_per_s_samples"])
+        out["steps_per_s"], out["steps_per_s_samples"] = med(samples), samples
+        if out.get("flops_per_step"):
+            out["gflops_per_s"] = out["flops_per_step"] * out["steps_per_s"] / 1e9
+            out["efficiency"] = out["gflops_per_s"] / out["peak_gflops"]
+        out["peak_memory_mb"] = max(r["peak_memory_mb"] for r in rounds)
+    elif out["kind"] == "reference":
+        out["samples"] = {k: [x for r in rounds for x in r["samples"][k]] for k in out["samples"]}
+        out["fast_steps_per_s"] = med(out["samples"]["fast"])
+        out["steps_per_s"] = med(out["samples"]["straightforward"])
+        out["speedup"] = med([r["speedup"] for r in rounds])
+    elif out["kind"] == "eval":
+        out["batched_s"] = med([r["batched_s"] for r in rounds])
+        out["sequential_s"] = med([r["sequential_s"] for r in rounds])
+        out["speedup"] = med([r["speedup"] for r in rounds])
+    return out
 
 
 def configurations() -> List[dict]:
@@ -454,17 +488,27 @@ def main(argv):
         print(json.dumps(run_single(json.loads(FLAGS._single))))
         return 0
     failures = 0
-    for cfg in configurations():
-        proc = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--_single={json.dumps(cfg)}"],
-                              capture_output=True, text=True)
-        lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            failures += 1
-            err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"FAILED {cfg['part']} {cfg['scale']} {cfg['task']} {cfg['method']}: {err}", file=sys.stderr)
-            continue
-        result = json.loads(lines[-1])
-        print(json.dumps(result) if FLAGS.json else _fmt(result), flush=True)
+    cfgs = configurations()
+    results: List[List[dict]] = [[] for _ in cfgs]
+    for rnd in range(max(1, FLAGS.rounds)):
+        for i, cfg in enumerate(cfgs):
+            if rnd and not results[i]:
+                continue  # failed in round 0
+            single = dict(cfg, static=rnd == 0)
+            proc = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--_single={json.dumps(single)}"],
+                                  capture_output=True, text=True)
+            lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                failures += 1
+                err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"FAILED {cfg['part']} {cfg['scale']} {cfg['task']} {cfg['method']} (round {rnd}): {err}",
+                      file=sys.stderr)
+                results[i] = []
+                continue
+            results[i].append(json.loads(lines[-1]))
+            if rnd == max(1, FLAGS.rounds) - 1:  # its last round: print it now
+                result = combine_rounds(results[i])
+                print(json.dumps(result) if FLAGS.json else _fmt(result), flush=True)
     return 1 if failures else 0
 
 

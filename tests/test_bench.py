@@ -36,7 +36,7 @@ def test_op_count_counts_every_aten_call():
 def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
-         "--parts=train,reference,asm", "--steps=3", "--warmup=1", "--repeats=2", "--json"],
+         "--parts=train,reference,asm", "--steps=3", "--warmup=1", "--repeats=1", "--rounds=2", "--json"],
         capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
@@ -45,13 +45,16 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     assert ref["method"] == "f" and ref["algo"] == "iql" and ref["steps_per_s"] > 0
     assert ref["speedup"] == pytest.approx(ref["fast_steps_per_s"] / ref["steps_per_s"])
     assert len(ref["samples"]["fast"]) == len(ref["samples"]["straightforward"]) == 2
+    assert all(r["rounds"] == 2 for r in rows)  # each configuration ran in two processes, round-robin
     assert asm["method"] == "asm" and asm["steps_per_s"] > 0 and len(asm["steps_per_s_samples"]) == 2
+    assert asm["flops_per_step"] > 0 and asm["efficiency"] == pytest.approx(asm["gflops_per_s"] / asm["peak_gflops"])
     for key in ("method", "algo", "scale", "task", "d_model", "batch_size", "steps_per_s", "gflops_per_s",
                 "peak_gflops", "efficiency", "peak_memory_mb", "layer_gflops", "ops_per_step"):
         assert key in row, key
     assert row["method"] == "f" and row["scale"] == "smoke" and row["batch_size"] == 32
     assert len(row["steps_per_s_samples"]) == 2 and row["steps_per_s"] > 0
     assert row["flops_per_step"] > 0 and 0 < row["efficiency"]
+    assert row["gflops_per_s"] == pytest.approx(row["flops_per_step"] * row["steps_per_s"] / 1e9)
     out = tmp_path / "bench.jsonl"
     out.write_text(proc.stdout)
     table = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={out}"], capture_output=True,
@@ -68,3 +71,21 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={tmp_path / 'missing.jsonl'}"],
                          capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=120)
     assert bad.returncode == 2 and "missing.jsonl" in bad.stderr
+
+
+def test_combine_rounds_takes_medians_and_keeps_round_zero_counts():
+    from spin_bench.bench import combine_rounds
+    base = {"kind": "train", "flops_per_step": 2e9, "ops_per_step": 100, "peak_memory_mb": 10}
+    rounds = [dict(base, steps_per_s_samples=[10.0, 11.0], peak_gflops=80.0),
+              dict(base, flops_per_step=None, ops_per_step=None, steps_per_s_samples=[30.0], peak_gflops=90.0,
+                   peak_memory_mb=12),
+              dict(base, flops_per_step=None, ops_per_step=None, steps_per_s_samples=[12.0], peak_gflops=60.0)]
+    out = combine_rounds(rounds)
+    assert out["rounds"] == 3 and out["steps_per_s_samples"] == [10.0, 11.0, 12.0, 30.0]
+    assert out["steps_per_s"] == 12.0 and out["peak_gflops"] == 80.0  # upper median of an even count
+    assert out["flops_per_step"] == 2e9 and out["ops_per_step"] == 100 and out["peak_memory_mb"] == 12
+    assert out["gflops_per_s"] == pytest.approx(24.0) and out["efficiency"] == pytest.approx(0.3)
+    ref = combine_rounds([{"kind": "reference", "peak_gflops": 1.0, "speedup": s,
+                           "samples": {"fast": [f], "straightforward": [1.0]}}
+                          for s, f in ((1.1, 2.0), (1.5, 3.0), (1.2, 4.0))])
+    assert ref["speedup"] == 1.2 and ref["fast_steps_per_s"] == 3.0 and ref["steps_per_s"] == 1.0
