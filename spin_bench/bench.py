@@ -440,6 +440,14 @@ def _fmt(r: dict) -> str:
 _METHOD_NAMES = {"f": "F-IQL", "ar": "AR-IQL", "saint": "SAINT", "spin": "SPIN", "asm": "ASM (MAM)"}
 
 
+def _table(header: List[str], rows: List[list]) -> List[str]:
+    """A markdown table after a blank line, or nothing when there are no rows."""
+    if not rows:
+        return []
+    return ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
 def render_markdown(rows: List[dict]) -> str:
     """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
     out = []
@@ -457,20 +465,13 @@ def render_markdown(rows: List[dict]) -> str:
                        f"{r['peak_gflops']:.1f} | {100 * r['efficiency']:.0f}% | {ceiling} | "
                        f"{r['peak_memory_mb']:.0f} |")
     refs = [r for r in rows if r.get("kind") == "reference"]
-    if refs:
-        out += ["", "| scale | task | method | d_model | fast steps/s | straightforward steps/s | speed-up |",
-                "|---|---|---|---|---|---|---|"]
-        for r in refs:
-            out.append(f"| {r['scale']} | {r['task']} | {_METHOD_NAMES.get(r['method'], r['method'])} | "
-                       f"{r.get('d_model') or '-'} | {r['fast_steps_per_s']:.2f} | {r['steps_per_s']:.2f} | "
-                       f"{r['speedup']:.2f}x |")
+    out += _table(["scale", "task", "method", "d_model", "fast steps/s", "straightforward steps/s", "speed-up"],
+                  [[r["scale"], r["task"], _METHOD_NAMES.get(r["method"], r["method"]), r.get("d_model") or "-",
+                    f"{r['fast_steps_per_s']:.2f}", f"{r['steps_per_s']:.2f}", f"{r['speedup']:.2f}x"] for r in refs])
     evals = [r for r in rows if r.get("kind") == "eval"]
-    if evals:
-        out += ["", "| scale | task | method | batched (s) | one episode at a time, batch-1 (s) | speed-up |",
-                "|---|---|---|---|---|---|"]
-        for r in evals:
-            out.append(f"| {r['scale']} | {r['task']} | {_METHOD_NAMES.get(r['method'], r['method'])} | "
-                       f"{r['batched_s']:.1f} | {r['sequential_s']:.1f} | {r['speedup']:.1f}x |")
+    out += _table(["scale", "task", "method", "batched (s)", "one episode at a time, batch-1 (s)", "speed-up"],
+                  [[r["scale"], r["task"], _METHOD_NAMES.get(r["method"], r["method"]), f"{r['batched_s']:.1f}",
+                    f"{r['sequential_s']:.1f}", f"{r['speedup']:.1f}x"] for r in evals])
     return "\n".join(out)
 
 

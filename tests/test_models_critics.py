@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from spin_bench.algos.reference import loop_q
 from spin_bench.models import FactoredCriticEnsemble, ValueNetwork, apply_bins_mask, bins_mask, polyak_update
 from spin_bench.models.common import SlotHeads, mask_value
 
@@ -22,23 +23,6 @@ def test_bins_mask_and_masking_is_finite():
     assert mask_value(torch.float16) > -65504 and mask_value(torch.float32) == -1e9
 
 
-def _reference_q(critic: FactoredCriticEnsemble, obs, actions):
-    """Plain Python loops over ensemble members and slots, using the same weights."""
-    qs = []
-    for e in range(critic.num_critics):
-        h = obs
-        for li, layer in enumerate(critic.layers):
-            h = h @ layer.weight[e] + layer.bias[e, 0]
-            if li < len(critic.layers) - 1:
-                h = torch.relu(h)
-        u = h.view(obs.shape[0], critic.num_slots, critic.max_bins)
-        q = 0
-        for i in range(critic.num_slots):
-            q = q + u[torch.arange(obs.shape[0]), i, actions[:, i]]
-        qs.append(q)
-    return torch.stack(qs)
-
-
 @pytest.mark.parametrize("num_critics", [1, 2, 3])
 def test_batched_ensemble_matches_python_loop_values_and_gradients(num_critics):
     torch.manual_seed(0)
@@ -46,7 +30,7 @@ def test_batched_ensemble_matches_python_loop_values_and_gradients(num_critics):
     obs = torch.randn(11, 7)
     actions = torch.stack([torch.randint(0, b, (11,)) for b in BINS], 1)
     q = critic.q(obs, actions)
-    ref = _reference_q(critic, obs, actions)
+    ref = loop_q(critic, obs, actions)  # one member, one slot at a time
     assert q.shape == (num_critics, 11)
     torch.testing.assert_close(q, ref)
     w = torch.randn_like(q)
