@@ -185,3 +185,34 @@ def test_cpu_dropout_mask_statistics_gradient_and_seeding(p):
     corr = torch.corrcoef(torch.stack([k[:-1], k[1:]]))[0, 1].item()
     assert abs(corr) < 0.02
     assert torch.equal(dropout(x, p, False), x) and torch.equal(dropout(x, 0.0, True), x)
+
+
+@pytest.mark.parametrize("length", [3, 7, 12])
+def test_block_diagonal_cpu_attention_equals_sdpa_values_and_gradients(length, monkeypatch):
+    """The short-sequence CPU attention (heads as one block-diagonal attention) is the same
+    function as scaled_dot_product_attention, forward and backward."""
+    from spin_bench.models import transformer
+    torch.manual_seed(8)
+    block = TransformerBlock(d_model=16, num_heads=4, dropout=0.1).eval()
+    x = torch.randn(5, length, 16, requires_grad=True)
+    outs = {}
+    for name, limit in (("block_diagonal", 10**9), ("sdpa", 0)):
+        monkeypatch.setattr(transformer, "BLOCK_DIAGONAL_MAX", limit)
+        y = block(x)
+        grads = torch.autograd.grad((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum(),
+                                    [x, *block.parameters()])
+        outs[name] = (y, grads)
+    torch.testing.assert_close(outs["block_diagonal"][0], outs["sdpa"][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(outs["block_diagonal"][1], outs["sdpa"][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # training mode: attention weights are dropped (outputs vary with the mask) and inverted
+    # dropout keeps the expectation: the mean over many masks is the eval-mode attention
+    monkeypatch.setattr(transformer, "BLOCK_DIAGONAL_MAX", 10**9)
+    with torch.no_grad():
+        h = block.ln1(x)
+        expected = block.eval().attention(h, 0.0)
+        block.train()
+        torch.manual_seed(0)
+        samples = torch.stack([block.attention(h, 0.5) for _ in range(2000)])
+    assert not torch.allclose(samples[0], samples[1])
+    torch.testing.assert_close(samples.mean(0), expected, rtol=0, atol=5 * samples.std(0).max().item() / 2000 ** 0.5)

@@ -1,6 +1,6 @@
 """Micro-benchmarks of the model layer (not a test): forward+backward milliseconds.
 
-    python -m spin_bench.models.bench [--what critics,heads,adam,actors,asm,dropout] [--device cpu] [--threads 1]
+    python -m spin_bench.models.bench [--what critics,heads,adam,actors,asm,dropout,attention] [--device cpu] [--threads 1]
 
 Each case is timed in interleaved rounds and the median is reported (shared CI machines are noisy).
 """
@@ -148,6 +148,30 @@ def bench_dropout(device: torch.device) -> None:
               + ", ".join(f"{k}={v:.2f}ms" for k, v in r.items()))
 
 
+def bench_attention(device: torch.device) -> None:
+    """One TransformerBlock (d_model 64, 4 heads) forward+backward, train and eval mode, with the
+    block-diagonal CPU attention vs ``F.scaled_dot_product_attention``, by sequence length."""
+    from unittest import mock
+
+    from spin_bench.models import transformer
+    block = transformer.TransformerBlock(64, 4, 0.1).to(device)
+    for b, length in [(256, 3), (256, 7), (256, 9), (256, 13), (1024, 7)]:
+        x = torch.randn(b, length, 64, device=device, requires_grad=True)
+        for mode in ("train", "eval"):
+            block.train(mode == "train")
+
+            def sdpa() -> None:
+                with mock.patch.object(transformer, "BLOCK_DIAGONAL_MAX", 0):
+                    block(x).sum().backward()
+
+            def block_diagonal() -> None:
+                with mock.patch.object(transformer, "BLOCK_DIAGONAL_MAX", 10**9):
+                    block(x).sum().backward()
+            r = timeit(dict(block_diagonal=block_diagonal, sdpa=sdpa), device, iters=10)
+            print(f"block d64 H4 fwd+bwd {mode} (B {b}, L {length}, H*L {4 * length}): "
+                  + ", ".join(f"{k}={v:.2f}ms" for k, v in r.items()))
+
+
 def bench_actors(device: torch.device) -> None:
     from baselines import AutoregressiveActor, FactorisedMLPActor
     from spin_bench.models.actors import TransformerActor
@@ -210,7 +234,7 @@ def bench_asm(device: torch.device) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--what", default="critics,heads,adam,actors,asm,dropout")
+    ap.add_argument("--what", default="critics,heads,adam,actors,asm,dropout,attention")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -218,7 +242,7 @@ def main() -> None:
     torch.manual_seed(0)
     device = torch.device(args.device)
     fns = dict(critics=bench_critics, heads=bench_heads, adam=bench_adam, actors=bench_actors, asm=bench_asm,
-               dropout=bench_dropout)
+               dropout=bench_dropout, attention=bench_attention)
     for w in args.what.split(","):
         fns[w](device)
 
