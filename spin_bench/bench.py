@@ -248,12 +248,8 @@ def bench_reference(cfg: dict) -> dict:
     rates = {name: [] for name in steps}
     for _ in range(cfg["repeats"]):
         for name, update in steps.items():
-            _sync(device)
-            t0 = time.perf_counter()
-            for _ in range(cfg["steps"]):
-                update(sampler.sample())
-            _sync(device)
-            rates[name].append(cfg["steps"] / (time.perf_counter() - t0))
+            rates[name].append(_rate(lambda: [update(sampler.sample()) for _ in range(cfg["steps"])],
+                                     cfg["steps"], device))
     fast, straight = (_median(sorted(rates[k])) for k in ("fast", "straightforward"))
     return {"kind": "reference", "steps_per_s": straight, "fast_steps_per_s": fast, "speedup": fast / straight,
             "samples": rates, "d_model": getattr(algo.actor, "config", {}).get("d_model"),
@@ -296,16 +292,18 @@ def bench_asm(cfg: dict) -> dict:
             "peak_memory_mb": _memory_mb(device)}
 
 
+def _rate(fn, steps: int, device) -> float:
+    """Steps/s of one timing of ``fn()``, which runs ``steps`` steps (device synchronised)."""
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return steps / (time.perf_counter() - t0)
+
+
 def _median_seconds(fn, steps: int, repeats: int, device) -> tuple:
     """Median seconds per step over ``repeats`` timings of ``fn`` (``steps`` steps each), and the rates."""
-    rates = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        rates.append(steps / (time.perf_counter() - t0))
-    rates.sort()
+    rates = sorted(_rate(fn, steps, device) for _ in range(repeats))
     return 1.0 / _median(rates), rates
 
 
@@ -451,19 +449,15 @@ def _table(header: List[str], rows: List[list]) -> List[str]:
 def render_markdown(rows: List[dict]) -> str:
     """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
     out = []
-    train = [r for r in rows if r.get("kind") in ("train", "asm")]
-    if train:
-        out += ["| scale | task | method | d_model | batch | steps/s (median) | MFLOP/step | GFLOP/s | "
-                "peak GFLOP/s | efficiency | layer ceiling GFLOP/s | peak RSS MB |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in train:
-            name = _METHOD_NAMES.get(r["method"], r["method"])
-            name = name.replace("IQL", r["algo"].upper()) if r["method"] in ("f", "ar") else name
-            ceiling = f"{r['layer_gflops']:.1f}" if r.get("layer_gflops") else "-"
-            out.append(f"| {r['scale']} | {r['task']} | {name} | {r.get('d_model') or '-'} | {r['batch_size']} | "
-                       f"{r['steps_per_s']:.2f} | {r['flops_per_step'] / 1e6:.0f} | {r['gflops_per_s']:.1f} | "
-                       f"{r['peak_gflops']:.1f} | {100 * r['efficiency']:.0f}% | {ceiling} | "
-                       f"{r['peak_memory_mb']:.0f} |")
+    names = [_METHOD_NAMES.get(r["method"], r["method"]) for r in rows]
+    train = [(r, name.replace("IQL", r["algo"].upper()) if r["method"] in ("f", "ar") else name)
+             for r, name in zip(rows, names) if r.get("kind") in ("train", "asm")]
+    out += _table(["scale", "task", "method", "d_model", "batch", "steps/s (median)", "MFLOP/step", "GFLOP/s",
+                   "peak GFLOP/s", "efficiency", "layer ceiling GFLOP/s", "peak RSS MB"],
+                  [[r["scale"], r["task"], name, r.get("d_model") or "-", r["batch_size"], f"{r['steps_per_s']:.2f}",
+                    f"{r['flops_per_step'] / 1e6:.0f}", f"{r['gflops_per_s']:.1f}", f"{r['peak_gflops']:.1f}",
+                    f"{100 * r['efficiency']:.0f}%", f"{r['layer_gflops']:.1f}" if r.get("layer_gflops") else "-",
+                    f"{r['peak_memory_mb']:.0f}"] for r, name in train])
     refs = [r for r in rows if r.get("kind") == "reference"]
     out += _table(["scale", "task", "method", "d_model", "fast steps/s", "straightforward steps/s", "speed-up"],
                   [[r["scale"], r["task"], _METHOD_NAMES.get(r["method"], r["method"]), r.get("d_model") or "-",
@@ -472,7 +466,7 @@ def render_markdown(rows: List[dict]) -> str:
     out += _table(["scale", "task", "method", "batched (s)", "one episode at a time, batch-1 (s)", "speed-up"],
                   [[r["scale"], r["task"], _METHOD_NAMES.get(r["method"], r["method"]), f"{r['batched_s']:.1f}",
                     f"{r['sequential_s']:.1f}", f"{r['speedup']:.1f}x"] for r in evals])
-    return "\n".join(out)
+    return "\n".join(out).lstrip("\n")
 
 
 def main(argv):
@@ -491,7 +485,8 @@ def main(argv):
     failures = 0
     cfgs = configurations()
     results: List[List[dict]] = [[] for _ in cfgs]
-    for rnd in range(max(1, FLAGS.rounds)):
+    rounds = max(1, FLAGS.rounds)
+    for rnd in range(rounds):
         for i, cfg in enumerate(cfgs):
             if rnd and not results[i]:
                 continue  # failed in round 0
@@ -507,7 +502,7 @@ def main(argv):
                 results[i] = []
                 continue
             results[i].append(json.loads(lines[-1]))
-            if rnd == max(1, FLAGS.rounds) - 1:  # its last round: print it now
+            if rnd == rounds - 1:  # its last round: print it now
                 result = combine_rounds(results[i])
                 print(json.dumps(result) if FLAGS.json else _fmt(result), flush=True)
     return 1 if failures else 0
