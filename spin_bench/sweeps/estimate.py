@@ -1,7 +1,7 @@
 """How long a sweep takes on a machine, from rates measured on it.
 
     python -m spin_bench.sweeps.estimate --gin_file=gin/sweeps/cpu.gin \
-        --calibration=results/cpu_calibration_20k/runs --bench=results/bench/cpu_scale_train.jsonl --workers=2
+        --calibration=results/cpu_calibration_50k/runs --bench=results/bench/cpu_scale_train.jsonl --workers=2
 
 Calibration runs (finished run directories on one task) carry the real cost of a run: the
 training clock per gradient step, ASM pre-training, and evaluation. The bench
