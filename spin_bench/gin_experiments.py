@@ -16,7 +16,7 @@ from spin_bench.configs import GIN_DIR
 
 LEVELS = ("medium", "expert", "medium-expert", "random-medium-expert")
 METHODS = ("spin", "saint", "f", "ar")
-ALGOS = ("iql", "awac", "bcq")
+ALGOS = ("iql", "awac", "bcq", "bc")
 CPU_TASKS = ("cheetah-run", "finger-spin", "fish-swim", "quadruped-walk")
 PAPER_TASKS = CPU_TASKS + ("humanoid-stand", "dog-trot", "dog-trot-b10", "dog-trot-b30")
 SCALES = {"paper": PAPER_TASKS, "cpu": CPU_TASKS, "smoke": CPU_TASKS}

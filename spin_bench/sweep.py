@@ -7,7 +7,7 @@ gin/experiments/<scale>/<task>/<level>/<method>_<algo>.gin + the sweep's binding
 command's --gin_bindings, and gets a stable id from its configuration and seed:
 DIR/runs/<task>-<level>-<method>_<algo>[-<variant>]-s<seed>-<id8>.
 
-Finished runs (COMPLETE) are skipped and interrupted ones resumed, so re-running the same
+Finished runs (COMPLETE, or archived in --archive_dir) are skipped and interrupted ones resumed, so re-running the same
 command continues a killed sweep.  Shared inputs (datasets, SPIN's cached ASM pre-training) are
 prepared first, once each.  A failing run is recorded in its error.log and DIR/sweep_status.json
 and does not stop the others.  At the end the report is written to DIR/report (--noreport to skip).
@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare", choices=("auto", "always", "never"), default="auto",
                    help="shared-input jobs (dataset, SPIN's ASM pre-training): auto = only inputs shared by "
                         "two or more pending runs; always = one per distinct input; never")
+    p.add_argument("--archive_dir", default=None,
+                   help="keep each finished run's small files (summary.json, metrics.csv, configs; no checkpoints) "
+                        "in DIR/<run name>/, e.g. a folder committed to git; runs found there count as complete, "
+                        "so a fresh machine without the sweep directory continues where the archive ends")
     p.add_argument("--dry_run", action="store_true", help="list the runs and their directories; do nothing")
     p.add_argument("--report", dest="report", action="store_true", default=True,
                    help="write the report to DIR/report at the end (default)")
@@ -76,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                            workers=args.workers, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
                            gpus_per_run=args.gpus_per_run, device=args.device, dry_run=args.dry_run,
                            report=args.report, report_args=shlex.split(args.report_args), prepare=args.prepare,
-                           log=lambda m: print(m, flush=True))
+                           log=lambda m: print(m, flush=True), archive_dir=args.archive_dir)
     except SweepError as e:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2

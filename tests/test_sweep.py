@@ -55,7 +55,7 @@ def inputs(tmp_path_factory):
 @pytest.mark.parametrize("name,count,algos", [
     ("table1", 320, ["iql"]), ("table2_dog_bins", 60, ["iql"]), ("appendix_awac", 320, ["awac"]),
     ("appendix_bcq", 320, ["bcq"]), ("ablation_pretrain_epochs", 50, ["iql"]), ("cpu", 36, ["iql"]),
-    ("cpu_all_levels", 144, ["iql"]),
+    ("cpu_all_levels", 144, ["iql"]), ("cpu_tier", 45, ["iql"]),
     ("smoke", 4, ["iql"]), ("cpu_calibration", 4, ["iql"])])
 def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     sweep = load_sweep([os.path.join(SWEEPS, f"{name}.gin")])
@@ -383,3 +383,66 @@ def test_ray_executor_gives_the_same_run_set(tmp_path, local_sweep):
         os.listdir(os.path.join(local_sweep["dir"], RUNS_SUBDIR)))
     assert all(os.path.exists(os.path.join(e["run_dir"], "COMPLETE")) for e in status["runs"].values())
     assert status["executor"] == "ray"
+
+
+# ----------------------------------------------------------------------------- cells, references, archive
+def test_explicit_cells_and_reference_pairs(tmp_path):
+    sweep = load_sweep([os.path.join(SWEEPS, "cpu_tier.gin")])
+    assert sweep.task_levels == (("cheetah-run", "random-medium-expert"), ("cheetah-run", "medium-expert"),
+                                 ("quadruped-walk", "random-medium-expert"))
+    assert sweep.references == (("f", "bc"),) and sweep.num_runs == 3 * 5 * 3
+    runs = plan_runs(sweep, str(tmp_path))
+    # cell by cell in the given (priority) order, the reference pair last in each cell
+    cells = [(r.task, r.level) for r in runs]
+    assert cells == sorted(cells, key=sweep.task_levels.index)
+    first = [f"{r.method}_{r.algo}" for r in runs[:15]]
+    assert first == [m for m in ("f_iql", "ar_iql", "saint_iql", "spin_iql", "f_bc") for _ in range(3)]
+    assert all("Schedule.num_steps = 20000" in r.bindings for r in runs)
+    bad = [("Sweep.cells = ['cheetah-run']", "is not 'task/level'"),
+           ("Sweep.cells = ['../x/medium']", "invalid entry"),
+           ("Sweep.references = ['f_iql']", "already in the grid"),
+           ("Sweep.references = ['bc']", "is not 'method_algo'"),
+           ("Sweep.tasks = ['cheetah-run']", "not both")]
+    for binding, needle in bad:
+        with pytest.raises(Exception) as e:
+            load_sweep([os.path.join(SWEEPS, "cpu_tier.gin")], [binding])
+        assert needle in str(e.value), (binding, e.value)
+
+
+def test_archived_runs_count_as_done_on_a_fresh_machine(tmp_path, local_sweep, inputs):
+    """--archive_dir copies each finished run's small files (no checkpoint); a sweep directory that
+    is gone (a fresh machine) then skips every archived run; a tampered archive entry does not count."""
+    import shutil
+
+    from spin_bench.sweep import main
+
+    archive = tmp_path / "archive"
+    bindings = inputs + LONGER
+    res = run_sweep([SMOKE], local_sweep["dir"], bindings=bindings, archive_dir=str(archive), report=False,
+                    log=lambda m: None)
+    assert res.exit_code == 0 and res.counts["skipped"] == 4
+    names = sorted(os.listdir(archive))
+    assert len(names) == 4
+    for n in names:
+        assert sorted(os.listdir(archive / n)) == ["config.gin", "metrics.csv", "operative_config.gin",
+                                                   "summary.json", "sweep_run.json"]
+    fresh = tmp_path / "fresh_sweep"
+    rc = main([f"--gin_file={SMOKE}", f"--sweep_dir={fresh}", f"--archive_dir={archive}", "--noreport",
+               *[f"--gin_bindings={b}" for b in bindings]])
+    assert rc == 0
+    with open(fresh / STATUS_FILE) as f:
+        assert all(e["status"] == "skipped" for e in json.load(f)["runs"].values())
+    # an entry whose run id differs (another configuration) or that is not complete is not done
+    with open(archive / names[0] / "sweep_run.json") as f:
+        info = json.load(f)
+    info["run_id"] = "0" * 64
+    with open(archive / names[0] / "sweep_run.json", "w") as f:
+        json.dump(info, f)
+    with open(archive / names[1] / "summary.json") as f:
+        summary = json.load(f)
+    summary["status"] = "running"
+    with open(archive / names[1] / "summary.json", "w") as f:
+        json.dump(summary, f)
+    shutil.rmtree(fresh)
+    res = run_sweep([SMOKE], str(fresh), bindings=bindings, archive_dir=str(archive), dry_run=True, log=lambda m: None)
+    assert res.counts == {"new": 2, "resume": 0, "skipped": 2}

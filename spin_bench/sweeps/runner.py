@@ -32,11 +32,13 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from spin_bench.sweeps.executors import describe_returncode, make_executor
 from spin_bench.sweeps.launch import BUSY
-from spin_bench.sweeps.spec import RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep, plan_runs, split_bindings
+from spin_bench.atomic import atomic_write_text
+from spin_bench.sweeps.spec import (ARCHIVE_FILES, RUN_INFO, RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep,
+                                    plan_runs, split_bindings)
 
 STATUS_FILE = "sweep_status.json"
 LOCK_FILE = ".sweep.lock"
-RUN_LOG, ERROR_LOG, RUN_LOCK, RUN_INFO = "run.log", "error.log", ".run.lock", "sweep_run.json"
+RUN_LOG, ERROR_LOG, RUN_LOCK = "run.log", "error.log", ".run.lock"
 PREPARE_MODES = ("auto", "always", "never")
 
 
@@ -192,12 +194,29 @@ class SweepResult:
     exit_code: int
 
 
-def dry_run_listing(sweep: Sweep, runs: Sequence[RunSpec], sweep_dir: str, jobs: Sequence[Job]) -> str:
+def archive_run(run: RunSpec, archive_dir: str) -> bool:
+    """Copy a finished run's small files (``ARCHIVE_FILES``: summaries, metrics, configs; never
+    checkpoints) to ``archive_dir/<run name>/``, each file atomically and summary.json last, so
+    a half-copied run is never taken for a finished one.  False if the run is not complete."""
+    src = run.run_dir
+    if not os.path.exists(os.path.join(src, "COMPLETE")):
+        return False
+    dst = os.path.join(archive_dir, run.name)
+    os.makedirs(dst, exist_ok=True)
+    for name in ARCHIVE_FILES:
+        if os.path.exists(os.path.join(src, name)):
+            with open(os.path.join(src, name)) as f:
+                atomic_write_text(os.path.join(dst, name), f.read())
+    return True
+
+
+def dry_run_listing(sweep: Sweep, runs: Sequence[RunSpec], sweep_dir: str, jobs: Sequence[Job],
+                    archive_dir: Optional[str] = None) -> str:
     state_word = {"complete": "skip", "partial": "resume", "new": "new"}
     lines = [f"sweep {sweep.name}: {sweep.describe()} -> {os.path.join(sweep_dir, RUNS_SUBDIR)}"]
     states = {"complete": 0, "partial": 0, "new": 0}
     for r in runs:
-        st = r.state()
+        st = r.state(archive_dir)
         states[st] += 1
         extra = f" [{len(r.bindings)} extra binding(s)]" if r.bindings else ""
         lines.append(f"  {state_word[st]:<6} {r.run_dir}  seed={r.seed}  {r.gin_file}{extra}")
@@ -212,9 +231,11 @@ def dry_run_listing(sweep: Sweep, runs: Sequence[RunSpec], sweep_dir: str, jobs:
 def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] = (), executor: str = "local",
               workers: Optional[int] = None, ray_address: Optional[str] = None, cpus_per_run: float = 1.0,
               gpus_per_run: float = 0.0, device: str = "auto", dry_run: bool = False, report: bool = True,
-              report_args: Sequence[str] = ("--quiet",), prepare: str = "auto", log: Callable[[str], None] = print) -> SweepResult:
+              report_args: Sequence[str] = ("--quiet",), prepare: str = "auto", log: Callable[[str], None] = print,
+              archive_dir: Optional[str] = None) -> SweepResult:
     """The whole sweep (see the module docstring).  Raises SweepError for an invalid sweep
-    before any work; failing runs are recorded, not raised."""
+    before any work; failing runs are recorded, not raised.  With ``archive_dir``, runs whose
+    small files are there count as complete, and every run that finishes is copied there."""
     if executor not in ("local", "ray"):
         raise SweepError(f"--executor must be local or ray, got {executor!r}")
     if prepare not in PREPARE_MODES:
@@ -226,12 +247,16 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
     sweep_dir = os.path.abspath(sweep_dir)
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(gin_files, sweep_bindings)
+    if archive_dir is not None:
+        archive_dir = os.path.abspath(archive_dir)
+        if os.path.exists(archive_dir) and not os.path.isdir(archive_dir):
+            raise SweepError(f"--archive_dir {archive_dir} exists and is not a directory")
     runs = plan_runs(sweep, sweep_dir, run_bindings)
-    states = {r.name: r.state() for r in runs}
+    states = {r.name: r.state(archive_dir) for r in runs}
     pending = [r for r in runs if states[r.name] != "complete"]
     jobs = build_jobs(pending, sweep_dir, device, prepare)
     if dry_run:
-        log(dry_run_listing(sweep, runs, sweep_dir, jobs))
+        log(dry_run_listing(sweep, runs, sweep_dir, jobs, archive_dir))
         counts = {"new": sum(s == "new" for s in states.values()),
                   "resume": sum(s == "partial" for s in states.values()),
                   "skipped": sum(s == "complete" for s in states.values())}
@@ -248,6 +273,11 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
             elif states[r.name] == "partial":
                 status.run(r.name, resumed=True)
         status.write()
+        if archive_dir is not None:  # finished here before, not yet archived (e.g. archiving was off)
+            n = sum(archive_run(r, archive_dir) for r in runs if states[r.name] == "complete"
+                    and not r.archived(archive_dir))
+            if n:
+                log(f"archived {n} finished run(s) to {archive_dir}")
         log(f"sweep {sweep.name}: {sweep.describe()}; {len(runs) - len(pending)} complete (skipped), "
             f"{sum(s == 'partial' for s in states.values())} to resume, {sum(s == 'new' for s in states.values())} new"
             + (f"; {sum(j.kind == 'prepare' for j in jobs)} prepare job(s)" if jobs else ""))
@@ -258,7 +288,7 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
             except RuntimeError as e:
                 raise SweepError(str(e)) from None
             log(f"sweep {sweep.name}: {ex.describe()}")
-            interrupted = _execute(jobs, ex, status, log)
+            interrupted = _execute(jobs, ex, status, log, archive_dir)
         counts = status.counts()
         failed = [n for n, e in status.doc["runs"].items() if e["status"] == "failed"]
         status.write(finished=not interrupted, interrupted=interrupted)
@@ -278,7 +308,7 @@ class _Interrupt(Exception):
     pass
 
 
-def _execute(jobs: Sequence[Job], ex, status: Status, log) -> bool:
+def _execute(jobs: Sequence[Job], ex, status: Status, log, archive_dir: Optional[str] = None) -> bool:
     """Submit jobs as their prerequisites finish; record each result. True if interrupted."""
     waiting = {j.key: j for j in jobs}
     ok: set = set()
@@ -329,6 +359,8 @@ def _execute(jobs: Sequence[Job], ex, status: Status, log) -> bool:
                         status.run(j.run.name, status="done", returncode=0, error=None, elapsed_s=res["elapsed_s"],
                                    host=res["host"], finished_at=_now())
                         log(f"[{finished_runs}/{total_runs}] done    {j.label} ({res['elapsed_s']:.0f}s)")
+                        if archive_dir is not None and archive_run(j.run, archive_dir):
+                            log(f"archived {j.label} to {archive_dir}")
                     else:
                         status.prepare(j.key, status="done", returncode=0, elapsed_s=res["elapsed_s"])
                         log(f"prepared {j.label} ({res['elapsed_s']:.0f}s)")

@@ -28,6 +28,10 @@ from spin_bench import configs
 RUNS_SUBDIR = "runs"
 COMPLETE = "COMPLETE"  # the runner's completion marker (spin_bench.train.experiment.COMPLETE)
 CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
+RUN_INFO = "sweep_run.json"  # the run's place in the sweep, written by the sweep runner
+# What an archive keeps of a finished run (never checkpoints or datasets); summary.json last.
+ARCHIVE_FILES = ("sweep_run.json", "config.gin", "operative_config.gin", "metrics.csv", SUMMARY)
 # Parameters that name where things are, not what is computed: not part of a run's id.
 RUN_ID_EXCLUDED = ("Experiment.data_dir", "Experiment.asm_cache_dir")
 
@@ -40,7 +44,7 @@ class SweepError(ValueError):
     """A sweep file, axis value or run configuration is invalid (raised before any work)."""
 
 
-def _strings(name: str, value, allow_empty: bool = False) -> Tuple[str, ...]:
+def _strings(name: str, value, allow_empty: bool = False, sep_ok: str = "") -> Tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
     try:
@@ -50,7 +54,8 @@ def _strings(name: str, value, allow_empty: bool = False) -> Tuple[str, ...]:
     if not out and not allow_empty:
         raise SweepError(f"Sweep.{name} is empty")
     for v in out:
-        if not isinstance(v, str) or not _AXIS_VALUE.match(v):
+        parts = v.split(sep_ok) if sep_ok and isinstance(v, str) else [v]
+        if not isinstance(v, str) or not all(isinstance(p, str) and _AXIS_VALUE.match(p) for p in parts):
             raise SweepError(f"Sweep.{name}: invalid entry {v!r}")
     if len(set(out)) != len(out):
         raise SweepError(f"Sweep.{name} lists a value twice: {list(out)}")
@@ -67,6 +72,31 @@ def _bindings(where: str, value) -> Tuple[str, ...]:
         if not isinstance(b, str) or "=" not in b:
             raise SweepError(f"{where}: a binding must be a string like \"pretrain_asm.epochs = 20\", got {b!r}")
     return out
+
+
+def _cells(value) -> Tuple[Tuple[str, str], ...]:
+    """Sweep.cells: ['task/level', ...] -> ((task, level), ...), in the given (priority) order."""
+    out = []
+    for c in _strings("cells", value, sep_ok="/"):
+        task, _, level = c.partition("/")
+        if c.count("/") != 1:
+            raise SweepError(f"Sweep.cells: {c!r} is not 'task/level' (e.g. 'cheetah-run/medium-expert')")
+        out.append((task, level))
+    return tuple(out)
+
+
+def _references(value, methods: Sequence[str], algos: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+    """Sweep.references: ['f_bc', ...] -> ((method, algo), ...): pairs run in every cell beside the
+    grid (e.g. F-BC as a reference row of an IQL grid)."""
+    out = []
+    for r in _strings("references", value, allow_empty=True):
+        method, _, algo = r.rpartition("_")
+        if not method or not algo:
+            raise SweepError(f"Sweep.references: {r!r} is not 'method_algo' (e.g. 'f_bc')")
+        if method in methods and algo in algos:
+            raise SweepError(f"Sweep.references: {r!r} is already in the grid (methods x algos)")
+        out.append((method, algo))
+    return tuple(out)
 
 
 def _variants(value) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
@@ -99,20 +129,30 @@ class Sweep:
     """
 
     def __init__(self, name: str = gin.REQUIRED, scale: str = gin.REQUIRED,
-                 tasks: Sequence[str] = gin.REQUIRED, levels: Sequence[str] = gin.REQUIRED,
+                 tasks: Sequence[str] = (), levels: Sequence[str] = (),
                  methods: Sequence[str] = gin.REQUIRED, algos: Sequence[str] = ("iql",),
                  seeds: Union[int, Sequence[int]] = 5, bindings: Sequence[str] = (),
                  variants: Union[None, Mapping[str, Union[str, Sequence[str]]], Sequence] = None,
-                 description: str = ""):
+                 description: str = "", cells: Optional[Sequence[str]] = None,
+                 references: Sequence[str] = ()):
         if not isinstance(name, str) or not _NAME.match(name):
             raise SweepError(f"Sweep.name must be a simple name (letters, digits, _ .), got {name!r}")
         if not isinstance(scale, str) or not _AXIS_VALUE.match(scale):
             raise SweepError(f"Sweep.scale: invalid value {scale!r}")
         self.name, self.scale, self.description = name, scale, str(description)
-        self.tasks = _strings("tasks", tasks)
-        self.levels = _strings("levels", levels)
+        if cells is None:
+            self.tasks = _strings("tasks", tasks)
+            self.levels = _strings("levels", levels)
+            self.task_levels = tuple(itertools.product(self.tasks, self.levels))
+        else:
+            if tasks or levels:
+                raise SweepError("bind either Sweep.cells or Sweep.tasks and Sweep.levels, not both")
+            self.task_levels = _cells(cells)
+            self.tasks = tuple(dict.fromkeys(t for t, _ in self.task_levels))
+            self.levels = tuple(dict.fromkeys(lv for _, lv in self.task_levels))
         self.methods = _strings("methods", methods)
         self.algos = _strings("algos", algos)
+        self.references = _references(references, self.methods, self.algos)
         if isinstance(seeds, bool):
             raise SweepError(f"Sweep.seeds must be an int or a list of ints, got {seeds!r}")
         if isinstance(seeds, int):
@@ -129,17 +169,28 @@ class Sweep:
         self.variants = _variants(variants)
 
     @property
+    def method_algos(self) -> Tuple[Tuple[str, str], ...]:
+        """The grid's (method, algo) pairs, then the reference pairs."""
+        return tuple(itertools.product(self.methods, self.algos)) + self.references
+
+    @property
     def num_runs(self) -> int:
-        return (len(self.tasks) * len(self.levels) * len(self.methods) * len(self.algos)
-                * len(self.variants) * len(self.seeds))
+        return len(self.task_levels) * len(self.method_algos) * len(self.variants) * len(self.seeds)
 
     def cells(self):
-        """(task, level, method, algo, (variant_name, variant_bindings)) in a stable order."""
-        return itertools.product(self.tasks, self.levels, self.methods, self.algos, self.variants)
+        """(task, level, method, algo, (variant_name, variant_bindings)) in a stable order: cell
+        by cell (the order of Sweep.cells, or tasks x levels), then method x algo, references last."""
+        return ((t, lv, m, a, v) for (t, lv), (m, a), v in
+                itertools.product(self.task_levels, self.method_algos, self.variants))
 
     def describe(self) -> str:
-        parts = [f"{len(self.tasks)} task(s)", f"{len(self.levels)} level(s)", f"{len(self.methods)} method(s)",
-                 f"{len(self.algos)} algo(s)"]
+        if len(self.task_levels) == len(self.tasks) * len(self.levels):
+            parts = [f"{len(self.tasks)} task(s)", f"{len(self.levels)} level(s)"]
+        else:
+            parts = [f"{len(self.task_levels)} (task, level) cell(s)"]
+        parts += [f"{len(self.methods)} method(s)", f"{len(self.algos)} algo(s)"]
+        if self.references:
+            parts[-1] = f"({parts[-1]} + {len(self.references)} reference(s))"
         if len(self.variants) > 1:
             parts.append(f"{len(self.variants)} variants")
         parts.append(f"{len(self.seeds)} seed(s)")
@@ -149,7 +200,8 @@ class Sweep:
         return {"name": self.name, "scale": self.scale, "tasks": list(self.tasks), "levels": list(self.levels),
                 "methods": list(self.methods), "algos": list(self.algos), "seeds": list(self.seeds),
                 "bindings": list(self.bindings), "variants": {n: list(b) for n, b in self.variants},
-                "description": self.description}
+                "description": self.description, "cells": [f"{t}/{lv}" for t, lv in self.task_levels],
+                "references": [f"{m}_{a}" for m, a in self.references]}
 
 
 def experiment_file(scale: str, task: str, level: str, method: str, algo: str) -> str:
@@ -203,13 +255,27 @@ class RunSpec:
     dataset_path: Optional[str]  # Experiment.dataset_path (None: generated/found in the store)
     asm_key: Optional[str]  # SPIN only: equal for runs sharing one cached ASM pre-training
 
-    def state(self) -> str:
-        """'complete' (COMPLETE marker), 'partial' (a checkpoint to resume) or 'new'."""
-        if os.path.exists(os.path.join(self.run_dir, COMPLETE)):
+    def state(self, archive_dir: Optional[str] = None) -> str:
+        """'complete' (COMPLETE marker, or its small files in ``archive_dir``: see
+        ``archived``), 'partial' (a checkpoint to resume) or 'new'."""
+        if os.path.exists(os.path.join(self.run_dir, COMPLETE)) or (archive_dir and self.archived(archive_dir)):
             return "complete"
         if os.path.exists(os.path.join(self.run_dir, CHECKPOINT)):
             return "partial"
         return "new"
+
+    def archived(self, archive_dir: str) -> bool:
+        """Whether ``archive_dir/<name>/`` holds this run's small files from a finished run: its
+        summary.json says complete and its sweep_run.json has this run's id."""
+        where = os.path.join(archive_dir, self.name)
+        try:
+            with open(os.path.join(where, SUMMARY)) as f:
+                complete = json.load(f).get("status") == "complete"
+            with open(os.path.join(where, RUN_INFO)) as f:
+                same = json.load(f).get("run_id") == self.run_id
+        except (OSError, ValueError, AttributeError):
+            return False
+        return complete and same
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
