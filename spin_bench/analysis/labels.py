@@ -27,10 +27,24 @@ METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-"}
 
 _PREFIX = {"f": "F", "ar": "AR", "saint": "SAINT", "spin": "SPIN"}
 
+# Algorithms whose runs are reference rows: a run of one of them (e.g. F-BC, the factorised
+# actor trained by behaviour cloning) joins every other algorithm's tables of its scale as
+# the method "<method>_<algo>" ("f_bc"), shown after the grid's methods.
+REFERENCE_ALGOS: Tuple[str, ...] = ("bc",)
+
+
+def reference_method(method: str, algo: str) -> str:
+    """('f', 'bc') -> 'f_bc': the method key of a reference run inside another algorithm's group."""
+    return f"{str(method).lower()}_{str(algo).lower()}"
+
 
 def method_label(method: str, algo: str) -> str:
-    """('f', 'iql') -> 'F-IQL'; ('spin', 'iql') -> 'SPIN'; ('spin', 'awac') -> 'SPIN-AWAC'."""
+    """('f', 'iql') -> 'F-IQL'; ('spin', 'iql') -> 'SPIN'; ('spin', 'awac') -> 'SPIN-AWAC';
+    a reference run's method key ('f_bc') keeps its own algorithm: 'F-BC' in any group."""
     method = str(method).lower()
+    base, _, own_algo = method.partition("_")
+    if own_algo:
+        return f"{_PREFIX.get(base, base.upper())}-{own_algo.upper()}"
     algo_u = str(algo).upper()
     prefix = _PREFIX.get(method, str(method).upper())
     if method in ("saint", "spin") and str(algo).lower() == "iql":
@@ -42,11 +56,14 @@ def method_sort_key(method: str) -> Tuple[int, str]:
     method = str(method).lower()
     if method in METHOD_ORDER:
         return (METHOD_ORDER.index(method), method)
+    if "_" in method:  # reference rows last
+        return (len(METHOD_ORDER) + 1, method)
     return (len(METHOD_ORDER), method)
 
 
 def order_methods(methods: Iterable[str]) -> List[str]:
-    """Unique methods in the fixed order F, AR, SAINT, SPIN (unknown ones after, sorted)."""
+    """Unique methods in the fixed order F, AR, SAINT, SPIN (unknown ones after, sorted;
+    reference rows such as F-BC last)."""
     return sorted({str(m).lower() for m in methods}, key=method_sort_key)
 
 

@@ -27,7 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import bins_label, method_label
+from spin_bench.analysis.labels import REFERENCE_ALGOS, bins_label, method_label, reference_method
 from spin_bench.analysis.notes import AnalysisError, Notes
 
 SUMMARY = "summary.json"
@@ -43,7 +43,7 @@ RUN_KEYS = CONFIG_KEYS + ("seed",)
 
 EVAL_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "seed", "step",
                 "train_time_s", "train_min", "eval_time_s", "return_mean", "return_std",
-                "normalized_score", "run_dir"]
+                "normalized_score", "behaviour_nll", "run_dir"]
 RUN_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "seed",
                "final_return", "best_return", "final_normalized_score", "best_normalized_score",
                "final_k", "num_evals", "num_steps", "total_train_min", "pretrain_min",
@@ -167,7 +167,7 @@ def _read_run(run_dir: str, final_k: int, notes: Notes):
     if bad.any():
         raise _Excluded(f"metrics.csv has {int(bad.sum())} row(s) with missing or non-numeric "
                         f"step/train_time_s/return_mean")
-    for c in ("eval_time_s", "return_std", "normalized_score"):
+    for c in ("eval_time_s", "return_std", "normalized_score", "behaviour_nll"):
         m[c] = (pd.to_numeric(metrics[c], errors="coerce") if c in metrics.columns
                 else np.nan)
     m["step"] = m["step"].astype(np.int64)
@@ -330,3 +330,35 @@ def as_runs(obj) -> pd.DataFrame:
     if isinstance(obj, pd.DataFrame):
         return obj
     raise TypeError(f"expected a LoadResult or a pandas DataFrame, got {type(obj).__name__}")
+
+
+def fold_references(result: LoadResult) -> LoadResult:
+    """Reference runs (algorithms in ``REFERENCE_ALGOS``, e.g. F-BC) join every other
+    algorithm's group of their scale as one more method (``f_bc``, labelled F-BC), so the
+    tables, aggregates and time to target show them beside that algorithm's methods.  A scale
+    with no other algorithm keeps them as a group of their own."""
+    runs, evals = result.runs, result.evals
+    if runs.empty or not runs["algo"].isin(REFERENCE_ALGOS).any():
+        return result
+    run_parts, eval_parts = [runs[~runs["algo"].isin(REFERENCE_ALGOS)]], [evals[~evals["algo"].isin(REFERENCE_ALGOS)]]
+    notes = Notes()
+    notes.extend(result.messages)
+    for scale, ref in runs[runs["algo"].isin(REFERENCE_ALGOS)].groupby("scale", sort=True):
+        hosts = sorted(set(runs.loc[(runs.scale == scale) & ~runs["algo"].isin(REFERENCE_ALGOS), "algo"]))
+        ref_evals = evals[evals["run_dir"].isin(ref["run_dir"])]
+        if not hosts:
+            run_parts.append(ref)
+            eval_parts.append(ref_evals)
+            continue
+        for host in hosts:
+            for frame, parts in ((ref, run_parts), (ref_evals, eval_parts)):
+                moved = frame.copy()
+                moved["method"] = [reference_method(m, a) for m, a in zip(frame["method"], frame["algo"])]
+                moved["label"] = [method_label(m, host) for m in moved["method"]]
+                moved["algo"] = host
+                parts.append(moved)
+        labels = sorted({method_label(reference_method(m, a), "") for m, a in zip(ref["method"], ref["algo"])})
+        notes.info("reference", f"{', '.join(labels)} ({scale} scale, {len(ref)} run(s)) shown as reference "
+                                f"row(s) beside {', '.join(h.upper() for h in hosts)}")
+    return dataclasses.replace(result, runs=pd.concat(run_parts, ignore_index=True),
+                               evals=pd.concat(eval_parts, ignore_index=True), messages=notes)

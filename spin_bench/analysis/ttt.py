@@ -18,6 +18,17 @@
 - Speed-up of SPIN over each baseline: baseline time / SPIN time, per cell and of the sums.
   A ratio is a bound when a median is: ">=" when only the baseline's median is a lower bound,
   "<=" when only SPIN's is, unknown ("?") when both are.
+- Degenerate target: when at least ``DEGENERATE_SHARE`` (half) of a cell's runs, all methods
+  together, reach the target at their first evaluation (a baseline whose asymptote is a
+  plateau reached early puts the target there), times to target measure the evaluation
+  interval, not learning speed. Such a cell is flagged, its speed-ups are not shown, and it is
+  left out of the sums.
+- Behaviour-NLL steps to target (``nll_steps_to_target``), a second, more sensitive measure of
+  how fast an actor fits the data: per run, the target NLL lies ``fraction`` (0.8) of the way
+  from the run's first evaluated NLL to the reference's final NLL (F-BC: the same actor trained
+  purely to fit the data; final = mean over its seeds of the mean of each run's last
+  ``final_k`` evaluations); the gradient steps at the first evaluation at or below it, censored
+  at the run's last step when never reached.
 """
 from __future__ import annotations
 
@@ -34,6 +45,8 @@ from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.stats import bootstrap_ci
 
 CELL = ["scale", "algo", "task", "bins", "level"]
+DEGENERATE_SHARE = 0.5  # of a cell's runs reaching the target at their first evaluation
+NLL_REFERENCE = "f_bc"  # the reference method of nll_steps_to_target (labels.reference_method)
 
 
 def smooth_trailing(returns: Sequence[float], window: int) -> np.ndarray:
@@ -107,6 +120,8 @@ def time_to_target(result: LoadResult, target_fraction: float = 0.95, smoothing_
                    key=lambda c: (c[0], c[1], cell_sort_key(c[2:])))
     for cell in cells:
         scale, algo, task, bins, level = cell
+        first_cell_row = len(cell_rows)
+        first_run_row = len(run_rows)
         in_cell = runs[(runs.scale == scale) & (runs.algo == algo) & (runs.task == task) &
                        (runs.bins == bins) & (runs.level == level)]
         methods = order_methods(in_cell["method"])
@@ -147,7 +162,8 @@ def time_to_target(result: LoadResult, target_fraction: float = 0.95, smoothing_
                                      status="censored" if t["censored"] else "reached",
                                      censored=t["censored"], time_to_target_min=t["minutes"],
                                      steps_to_target=t["steps"], censor_steps=t["censor_steps"],
-                                     total_train_min=r.total_train_min))
+                                     total_train_min=r.total_train_min,
+                                     first_eval=t["eval_index"] == 0))
                 times.append(t["minutes"])
                 steps.append(t["censor_steps"] if t["censored"] else t["steps"])
                 flags.append(t["censored"])
@@ -172,12 +188,23 @@ def time_to_target(result: LoadResult, target_fraction: float = 0.95, smoothing_
                                   lo_min=lo, hi_min=hi, median_steps=float(np.median(steps)),
                                   lo_steps=slo, hi_steps=shi,
                                   all_censored=n_c == len(times)))
+        hits = [bool(r["first_eval"]) for r in run_rows[first_run_row:]]
+        share = float(np.mean(hits)) if hits else float("nan")
+        degenerate = bool(hits) and share >= DEGENERATE_SHARE
+        for row in cell_rows[first_cell_row:]:
+            row.update(first_eval_share=share, degenerate=degenerate)
+        if degenerate:
+            notes.warn("degenerate target", f"{name}: {sum(hits)} of {len(hits)} runs reach the target "
+                       f"{target:.1f} ({target_fraction:g} x {base_label}'s asymptote {asymptote:.1f}) at their "
+                       f"first evaluation: the target sits on an early plateau, so times to target there "
+                       f"measure the evaluation interval, not learning speed; no speed-ups are shown for "
+                       f"this cell and it is left out of the sums")
     run_cols = CELL + ["method", "label", "seed", "asymptote", "target", "status", "censored",
                        "time_to_target_min", "steps_to_target", "censor_steps",
-                       "total_train_min", "run_dir"]
+                       "total_train_min", "first_eval", "run_dir"]
     cell_cols = CELL + ["method", "label", "n", "n_censored", "flagged", "bound", "all_censored",
                         "asymptote", "target", "median_min", "lo_min", "hi_min", "median_steps",
-                        "lo_steps", "hi_steps"]
+                        "lo_steps", "hi_steps", "first_eval_share", "degenerate"]
     runs_df = pd.DataFrame(run_rows, columns=run_cols)
     cells_df = pd.DataFrame(cell_rows, columns=cell_cols)
     totals_df, speed_df = _totals_and_speedups(cells_df, notes)
@@ -194,8 +221,9 @@ def _totals_and_speedups(cells: pd.DataFrame, notes: Notes):
         keyed = grp.set_index(["task", "bins", "level", "method"])
         all_cells = sorted({(r.task, r.bins, r.level) for r in grp.itertuples()},
                            key=cell_sort_key)
-        common = [c for c in all_cells if all((*c, m) in keyed.index for m in methods)]
-        dropped = [c for c in all_cells if c not in common]
+        degenerate = {(r.task, r.bins, r.level) for r in grp.itertuples() if bool(r.degenerate)}
+        common = [c for c in all_cells if c not in degenerate and all((*c, m) in keyed.index for m in methods)]
+        dropped = [c for c in all_cells if c not in common and c not in degenerate]
         if dropped:
             notes.warn("time to target", f"time to target ({scale}, {algo.upper()}): the sums over cells leave "
                        f"out {len(dropped)} cell(s) where not every method has a time: "
@@ -222,6 +250,8 @@ def _totals_and_speedups(cells: pd.DataFrame, notes: Notes):
                 b, s = keyed.loc[(*c, m)], keyed.loc[(*c, SPIN_METHOD)]
                 r_min, sign = _ratio(b["median_min"], s["median_min"], b["bound"], s["bound"])
                 r_steps, _ = _ratio(b["median_steps"], s["median_steps"], b["bound"], s["bound"])
+                if c in degenerate:
+                    r_min, r_steps, sign = float("nan"), float("nan"), "degenerate"
                 sp_rows.append({"scale": scale, "algo": algo, "task": c[0], "bins": c[1],
                                 "level": c[2], "baseline": m,
                                 "label": method_label(m, algo), "speedup_min": r_min,
@@ -240,3 +270,45 @@ def _totals_and_speedups(cells: pd.DataFrame, notes: Notes):
                                               "baseline", "label", "speedup_min",
                                               "speedup_steps", "bound"])
     return totals, speedups
+
+
+def nll_steps_to_target(result: LoadResult, fraction: float = 0.8, reference: str = NLL_REFERENCE,
+                        reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Gradient steps for each run's behaviour NLL to go ``fraction`` of the way from its first
+    evaluated value to the reference's final NLL (module docstring); one row per (cell, method):
+    median steps over seeds [bootstrap CI], censored runs counted at their last step.  Cells
+    without reference runs or without NLL columns are skipped (empty frame if none)."""
+    cols = CELL + ["method", "label", "n", "n_censored", "reference_final_nll", "median_steps",
+                   "lo_steps", "hi_steps", "bound"]
+    runs, evals = result.runs, result.evals
+    if runs.empty or "behaviour_nll" not in evals.columns or reference not in set(runs["method"]):
+        return pd.DataFrame([], columns=cols)
+    ev_by_run = {d: g.sort_values("step") for d, g in evals.groupby("run_dir", sort=False)}
+    out = []
+    for cell, in_cell in runs.groupby(CELL, sort=False):
+        ref = in_cell[in_cell.method == reference]
+        finals = [float(ev_by_run[r.run_dir]["behaviour_nll"].to_numpy(float)[-int(r.final_k):].mean())
+                  for r in ref.itertuples()]
+        if not finals or not np.all(np.isfinite(finals)):
+            continue
+        ref_final = float(np.mean(finals))
+        for m in order_methods(in_cell["method"]):
+            steps, flags = [], []
+            for r in in_cell[in_cell.method == m].sort_values("seed").itertuples():
+                ev = ev_by_run[r.run_dir]
+                nll = ev["behaviour_nll"].to_numpy(float)
+                if nll.size == 0 or not np.isfinite(nll[0]):
+                    continue
+                target = nll[0] + float(fraction) * (ref_final - nll[0])
+                hit = np.flatnonzero(np.nan_to_num(nll, nan=np.inf) <= target)
+                flags.append(not hit.size)
+                steps.append(int(ev["step"].iloc[int(hit[0])]) if hit.size else int(ev["step"].iloc[-1]))
+            if not steps:
+                continue
+            inf_steps = np.where(flags, np.inf, steps)
+            lo, hi = bootstrap_ci(steps, np.median, reps, seed)
+            out.append(dict(zip(CELL, cell), method=m, label=method_label(m, cell[1]), n=len(steps),
+                            n_censored=int(np.sum(flags)), reference_final_nll=ref_final,
+                            median_steps=float(np.median(steps)), lo_steps=lo, hi_steps=hi,
+                            bound=bool(np.any(flags)) and not np.median(inf_steps) == np.median(steps)))
+    return pd.DataFrame(out, columns=cols)

@@ -17,12 +17,12 @@ import pandas as pd
 from spin_bench.analysis import plots
 from spin_bench.analysis.labels import (bins_sort_key, cell_sort_key, level_sort_key,
                                         method_label, method_sort_key, order_methods)
-from spin_bench.analysis.loading import LoadResult, load_runs
+from spin_bench.analysis.loading import LoadResult, fold_references, load_runs
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.reference import PAPER, paper_time_to_target
 from spin_bench.analysis.stats import AGGREGATE_METRICS, AggregateResult, aggregate
 from spin_bench.analysis.tables import CellTable, per_cell_table
-from spin_bench.analysis.ttt import TimeToTargetResult, time_to_target
+from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
 
 logger = logging.getLogger("spin_bench.analysis")
 
@@ -92,6 +92,7 @@ class _Fmt:
         self.pm = r" $\pm$ " if tex else " ± "
         self.gt = r"$>$" if tex else ">"
         self.dagger = r"$^\dagger$" if tex else "†"
+        self.ddagger = r"$^\ddagger$" if tex else "‡"
         self.times = r"$\times$" if tex else "×"
         self.ge = r"$\geq$" if tex else "≥"
         self.le = r"$\leq$" if tex else "≤"
@@ -202,7 +203,8 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], f: _Fmt, with_ci: bool,
             firsts.append(len(rows))
         prev = c[0]
         target = sub["target"].iloc[0]
-        row = _cell_cols(f, *c) + [f.text("ours"), fmt_num(target, 1)]
+        degenerate = bool(sub["degenerate"].iloc[0]) if "degenerate" in sub.columns else False
+        row = _cell_cols(f, *c) + [f.text("ours"), fmt_num(target, 1) + (f.ddagger if degenerate else "")]
         # Bold the fastest when it is an exact median below every median that is a bound.
         col = "median_steps" if steps else "median_min"
         clean = sub[~sub["bound"]]
@@ -248,6 +250,8 @@ def _ci(p, lo, hi, prec) -> str:
 
 def _speedup_str(r, f: _Fmt, key: str) -> str:
     v = r[key]
+    if r["bound"] == "degenerate":
+        return f"n/a{f.ddagger}"
     if not _fin(v):
         return "–"
     bound = {"": "", ">=": f.ge, "<=": f.le, "?": "?"}[r["bound"]]
@@ -264,7 +268,7 @@ class _Doc:
 
 def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: AggregateResult,
                     ttt: TimeToTargetResult, runs: pd.DataFrame, settings: Dict,
-                    figures: Dict[str, List[str]]):
+                    figures: Dict[str, List[str]], nll_table: Optional[pd.DataFrame] = None):
     A = algo.upper()
     g = f"{scale}-{algo}"
     md, tex = doc.md, doc.tex
@@ -371,6 +375,17 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
               f"time; `≥`: the median is then a lower bound; `>x`: all runs censored. "
               f"**Bold**: fastest. Rows marked *paper*: {PAPER}, Tables 5/6, one NVIDIA A40; "
               f"minutes depend on the hardware, steps do not.\n")
+    degenerate = cells[cells["degenerate"].astype(bool)] if "degenerate" in cells.columns else cells.iloc[:0]
+    if not degenerate.empty:
+        names = sorted({(r.task, r.bins, r.level, r.first_eval_share) for r in degenerate.itertuples()},
+                       key=lambda c: cell_sort_key(c[:3]))
+        md.append(f"**‡ Degenerate target** in {len(names)} cell(s): "
+                  + "; ".join(f"{c[0]} {c[2]} ({c[3]:.0%} of runs reach it at their first evaluation)"
+                              for c in names)
+                  + f". {base_label}'s asymptote there is a plateau reached early, so these times "
+                    f"measure the evaluation interval, not learning speed: no speed-ups are shown for "
+                    f"them and the sums leave them out. The behaviour-NLL steps to target below are "
+                    f"the more sensitive measure.\n")
     if missing:
         md.append("Not computable (no " + base_label + " runs): "
                   + "; ".join(f"{c[0]} {c[2]} ({c[1]} bins)" for c in missing) + ".\n")
@@ -490,6 +505,35 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
                                [f"vs {method_label(b, algo)}" for b in bl], prow,
                                ["l"] * 3 + ["r"] * len(bl)) + "\n")
 
+    nll = nll_table[(nll_table.scale == scale) & (nll_table.algo == algo)] if nll_table is not None else None
+    if nll is not None and not nll.empty:
+        ref_label = method_label(NLL_REFERENCE, algo)
+        md.append("### Behaviour-NLL steps to target\n")
+        md.append(f"How fast each actor fits the data: gradient steps until a run's behaviour NLL has gone "
+                  f"{settings['nll_fraction']:g} of the way from its first evaluated value to {ref_label}'s final "
+                  f"NLL (mean over its seeds of the mean of the last K evaluations; shown as *ref. NLL*). Median "
+                  f"over seeds [95% bootstrap CI]; `†k/n`: k runs never got there and count at their last step "
+                  f"(`≥`: the median is then a lower bound).\n")
+        nmethods = [m for m in methods if m in set(nll["method"])]
+        nrows = []
+        for c in sorted({(r.task, r.bins, r.level) for r in nll.itertuples()}, key=cell_sort_key):
+            sub = nll[(nll.task == c[0]) & (nll.bins == c[1]) & (nll.level == c[2])].set_index("method")
+            row = _cell_cols(mdf, *c) + [fmt_num(sub["reference_final_nll"].iloc[0], 3)]
+            for m in nmethods:
+                if m not in sub.index:
+                    row.append("–")
+                    continue
+                r = sub.loc[m]
+                txt = (mdf.ge if r["bound"] else "") + fmt_steps(r["median_steps"])
+                if r["n"] > 1:
+                    txt += f" [{fmt_steps(r['lo_steps'])}, {fmt_steps(r['hi_steps'])}]"
+                if r["n_censored"]:
+                    txt += f"{mdf.dagger}{int(r['n_censored'])}/{int(r['n'])}"
+                row.append(txt)
+            nrows.append(row)
+        md.append(md_table(["Task", "Bins", "Level", "ref. NLL"] + [method_label(m, algo) for m in nmethods],
+                           nrows, ["l"] * 3 + ["r"] * (1 + len(nmethods))) + "\n")
+
     if figures:
         md.append("### Figures\n")
         for name, paths in figures.items():
@@ -501,9 +545,9 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
 
 def _scores_frame(load: LoadResult, ttt: TimeToTargetResult) -> pd.DataFrame:
     runs = load.runs.rename(columns={"final_normalized_score": "normalized_score"})
-    t = ttt.runs[["run_dir", "target", "status", "censored", "time_to_target_min",
+    t = ttt.runs[["run_dir", "algo", "target", "status", "censored", "time_to_target_min",
                   "steps_to_target"]].rename(columns={"status": "ttt_status"})
-    df = runs.merge(t, on="run_dir", how="left")
+    df = runs.merge(t, on=["run_dir", "algo"], how="left")  # a reference run (F-BC) may sit in two groups
     df["steps_to_target"] = df["steps_to_target"].astype("Int64")
     df["time_to_target_display"] = [
         "" if pd.isna(c) else (f">{t:.1f}" if c else f"{t:.1f}")
@@ -522,7 +566,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
 
     Raises :class:`AnalysisError` with a one-line reason when there is nothing to report.
     """
-    load = source if isinstance(source, LoadResult) else load_runs(source, final_k=final_k)
+    load = fold_references(source if isinstance(source, LoadResult) else load_runs(source, final_k=final_k))
     where = ", ".join(load.inputs)
     if load.empty:
         if len(load.excluded):
@@ -536,12 +580,13 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
     os.makedirs(out_dir, exist_ok=True)
     settings = {"seed": int(seed), "final_k": load.final_k,
                 "target_fraction": float(target_fraction),
-                "smoothing_window": int(smoothing_window), "reps": int(reps)}
+                "smoothing_window": int(smoothing_window), "reps": int(reps), "nll_fraction": 0.8}
     logger.info("report: %d runs (%d excluded) from %s", len(load.runs), len(load.excluded), where)
     table = per_cell_table(load, reps=reps, seed=seed)
     agg = aggregate(load, reps=reps, seed=seed)
     ttt = time_to_target(load, target_fraction=target_fraction,
                          smoothing_window=smoothing_window, reps=reps, seed=seed)
+    nll = nll_steps_to_target(load, fraction=settings["nll_fraction"], reps=reps, seed=seed)
     notes = Notes()
     for n in (load.messages, table.messages, agg.messages, ttt.messages):
         notes.extend(n)
@@ -604,7 +649,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
         doc.md.append("\n</details>\n")
     for scale, algo in groups:
         _group_sections(doc, scale, algo, table, agg, ttt, load.runs, settings,
-                        fig_index.get((scale, algo), {}))
+                        fig_index.get((scale, algo), {}), nll_table=nll)
     doc.md.append("## Excluded runs\n")
     if load.excluded.empty:
         doc.md.append("None.\n")
