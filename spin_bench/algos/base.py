@@ -49,6 +49,11 @@ def expected_factored_q(probs: torch.Tensor, utilities: torch.Tensor) -> torch.T
     return torch.einsum("bnm,kbnm->kb", probs, utilities)
 
 
+# Optimiser param-group fields that describe how Adam runs on this process's device, not the
+# run's hyperparameters: a checkpoint never overrides them.
+_IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 class OfflineAlgorithm(nn.Module):
     """Interface of an algorithm: `update(batch)` does one gradient step of every loss and
     returns the losses as (unsynchronised) scalar tensors; `act(obs, generator)` is the
@@ -86,9 +91,21 @@ class OfflineAlgorithm(nn.Module):
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
 
     def load_full_state_dict(self, state: dict) -> None:
+        """Load a checkpoint written on any device (tensors are copied to where the modules
+        live) and by any update mode: the optimisers keep their own implementation
+        (fused/foreach/capturable), not the writer's."""
         self.load_state_dict(state["modules"])
         for k, o in self.optimizers.items():
+            keep = [{f: g[f] for f in _IMPLEMENTATION_FLAGS if f in g} for g in o.param_groups]
             o.load_state_dict(state["optimizers"][k])
+            for group, flags in zip(o.param_groups, keep):
+                group.update(flags)
+                if not (group.get("capturable") or group.get("fused")):
+                    continue  # these keep `step` on the parameters' device as float32
+                for p in group["params"]:
+                    step = o.state.get(p, {}).get("step")
+                    if torch.is_tensor(step):
+                        o.state[p]["step"] = step.to(device=p.device, dtype=torch.float32)
 
 
 def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,

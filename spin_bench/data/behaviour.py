@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spin_bench.envs.dmc import DiscretizedDMCEnv
+from spin_bench import envs as _envs  # the simulator is imported on first use
 from spin_bench.envs.spaces import normalise_bins
 
 SNAPSHOT_FORMAT = "spin_bench.decqn_snapshot.v1"
@@ -172,7 +172,7 @@ class NStepCollector:
 
     def __init__(self, task: str, bins, num_envs: int, n_step: int, gamma: float, seed: int,
                  first_episode: int = 0):
-        self.envs = [DiscretizedDMCEnv(task, bins) for _ in range(num_envs)]
+        self.envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(num_envs)]
         self.E, self.n, self.gamma, self.seed = num_envs, n_step, gamma, seed
         e0 = self.envs[0]
         self.N, self.obs_dim = e0.num_actions, e0.obs_dim
@@ -289,7 +289,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     replay_path = os.path.join(out_dir, "replay.npz")
     metrics_path = os.path.join(out_dir, "metrics.csv")
 
-    probe = DiscretizedDMCEnv(task, bins)
+    probe = _envs.DiscretizedDMCEnv(task, bins)
     bins_arr = normalise_bins(bins, probe.num_actions)
     obs_dim, N = probe.obs_dim, probe.num_actions
     probe.close()
@@ -469,7 +469,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
 
 def evaluate_greedy(net: DecQNNetwork, task: str, bins, num_episodes: int, seed: int) -> np.ndarray:
     """Greedy returns over `num_episodes` episodes stepped in lockstep (one batch)."""
-    envs = [DiscretizedDMCEnv(task, bins) for _ in range(num_episodes)]
+    envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(num_episodes)]
     obs = np.stack([e.reset(seed=episode_seed(seed, k))[0] for k, e in enumerate(envs)])
     active = np.ones(num_episodes, bool)
     rets = np.zeros(num_episodes)

@@ -42,8 +42,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spin_bench.data.checksum import sha256_file
-from spin_bench.envs.dmc import DiscretizedDMCEnv
 from spin_bench.envs.registry import GENERATED_REFERENCE_CSV, LEVELS
+from spin_bench import envs as _envs  # the simulator is imported on first use
 from spin_bench.envs.spaces import normalise_bins
 
 POLICY_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies")
@@ -124,7 +124,7 @@ def collect_episodes(task: str, bins, policy, episode_ids: Sequence[int], seed: 
         policy = _SnapshotPolicy(os.fspath(policy))
     episode_ids = list(episode_ids)
     E = max(1, min(int(num_envs), len(episode_ids)))
-    envs = [DiscretizedDMCEnv(task, bins) for _ in range(E)]
+    envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(E)]
     bins_arr = envs[0].bins
     N, obs_dim = envs[0].num_actions, envs[0].obs_dim
     T_max = int(round(envs[0].dm_env._step_limit)) if hasattr(envs[0].dm_env, "_step_limit") else 1000
@@ -231,7 +231,7 @@ def collect_transitions(task: str, bins, source: str, num_transitions: int, seed
     content of an episode does not depend on where it runs)."""
     policy = None if source == "random" else policy_path(task, source, bins)
     source_id = SOURCES[source]
-    probe = DiscretizedDMCEnv(task, bins)
+    probe = _envs.DiscretizedDMCEnv(task, bins)
     T_max = int(getattr(probe.dm_env, "_step_limit", 1000))
     probe.close()
     episodes: List[Dict] = []

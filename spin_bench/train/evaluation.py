@@ -3,12 +3,15 @@ per control step; seeded env starts and seeded action sampling."""
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from spin_bench.envs import DiscretizedDMCEnv, VectorEnv
+from spin_bench import envs
+
+if TYPE_CHECKING:  # the simulator is imported when an Evaluator is made, not with this module
+    from spin_bench.envs import DiscretizedDMCEnv, VectorEnv
 
 Policy = Callable[[torch.Tensor, Optional[torch.Generator]], torch.Tensor]
 
@@ -26,7 +29,7 @@ def sampling_generator(seed: int, step: int, device: torch.device) -> torch.Gene
 
 
 @torch.no_grad()
-def evaluate_batched(policy: Policy, venv: VectorEnv, seeds: Sequence[int], device: torch.device,
+def evaluate_batched(policy: Policy, venv: "VectorEnv", seeds: Sequence[int], device: torch.device,
                      generator: Optional[torch.Generator] = None,
                      max_steps: Optional[int] = None) -> np.ndarray:
     """Undiscounted return of len(seeds) episodes stepped together: (E,) float64."""
@@ -42,7 +45,7 @@ def evaluate_batched(policy: Policy, venv: VectorEnv, seeds: Sequence[int], devi
 
 
 @torch.no_grad()
-def evaluate_sequential(policy: Policy, env: DiscretizedDMCEnv, seeds: Sequence[int],
+def evaluate_sequential(policy: Policy, env: "DiscretizedDMCEnv", seeds: Sequence[int],
                         device: torch.device, generator: Optional[torch.Generator] = None,
                         max_steps: Optional[int] = None) -> np.ndarray:
     """The straightforward way (one episode at a time, batch-1 inference), kept as the
@@ -66,7 +69,7 @@ class Evaluator:
 
     def __init__(self, task: str, bins, num_episodes: int, seed: int, device: torch.device,
                  max_steps: Optional[int] = None, num_workers: int = 0):
-        self.venv = VectorEnv(task, bins, num_episodes, num_workers=num_workers)
+        self.venv = envs.VectorEnv(task, bins, num_episodes, num_workers=num_workers)
         self.seed, self.device, self.max_steps = seed, device, max_steps
 
     def __call__(self, policy: Policy, step: int):

@@ -23,6 +23,7 @@ import torch
 
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
+from spin_bench.train.graph_step import UpdateStep
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
@@ -133,7 +134,8 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
     rows: List[dict] = []
     step, train_clock, eval_clock = 0, float(pretrain_time_s), 0.0
     if resume and os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # CPU first: the loaders copy onto the live modules' devices; RNG states must stay on the CPU.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         algo.load_full_state_dict(state["algo"])
         sampler.generator.set_state(state["sampler_rng"].cpu())  # generator states live on the CPU
         torch.set_rng_state(state["torch_rng"])
@@ -154,13 +156,14 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
     loss_sums: Dict[str, torch.Tensor] = {}
     loss_count = 0
     algo.train()
+    update = UpdateStep(algo, device)  # after resume: a captured graph holds the loaded tensors
     try:
         while step < schedule.num_steps:
             _sync(device)
             t0 = time.perf_counter()
             chunk = min(schedule.eval_every - step % schedule.eval_every, schedule.num_steps - step)
             for _ in range(chunk):
-                losses = algo.update(sampler.sample())
+                losses = update(sampler.sample())
                 for k, v in losses.items():
                     loss_sums[k] = loss_sums[k] + v if k in loss_sums else v.clone()
                 loss_count += 1
