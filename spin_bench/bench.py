@@ -40,6 +40,9 @@ flags.DEFINE_integer("eval_episodes", 10, "episodes per evaluation timing")
 flags.DEFINE_integer("eval_steps", 1000, "control steps per evaluation episode")
 flags.DEFINE_integer("threads", 1, "torch threads per configuration")
 flags.DEFINE_enum("device", "cpu", ["auto", "cpu", "cuda"], "device")
+flags.DEFINE_list("update_modes", ["eager"], "training-step modes to time (spin_bench.train.graph_step: eager, static, "
+                  "graph = one CUDA graph per step)")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "tf32", "bf16"], "training-step precision (UpdateStep.precision)")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings for every configuration")
 flags.DEFINE_bool("json", False, "one JSON object per line instead of a table")
 flags.DEFINE_list("render", [], "print markdown tables of earlier --json output files and exit")
@@ -200,26 +203,34 @@ def _train_setup(cfg: dict):
 
 
 def bench_train(cfg: dict) -> dict:
-    """Training steps/s of ``algo.update`` after warm-up, FLOPs and ATen calls per step."""
+    """Training steps/s of one update (``UpdateStep`` in ``cfg['update_mode']``, default eager)
+    after warm-up, FLOPs and ATen calls per step (eager steps only: a replayed graph makes no
+    ATen calls)."""
     import torch
 
+    from spin_bench.train.graph_step import UpdateStep
+
     algo, bins, schedule, sampler, device = _train_setup(cfg)
-    for _ in range(cfg["warmup"]):
-        algo.update(sampler.sample())
-    _sync(device)
+    mode = cfg.get("update_mode", "eager")
+    update = UpdateStep(algo, device, mode=mode, precision=cfg.get("precision", "fp32"))
     static = cfg.get("static", True)  # FLOPs and op counts: once per configuration (round 0)
+    # FLOPs of the eager step (the same arithmetic in every mode), before any graph is captured
     flops = _flops(lambda: algo.update(sampler.sample())) if static else None
-    ops = count_ops(lambda: algo.update(sampler.sample())) if static else None
+    for _ in range(max(cfg["warmup"], update.warmup + 1 if mode == "graph" else 0)):
+        update(sampler.sample())
+    _sync(device)
+    ops = count_ops(lambda: update(sampler.sample())) if static else None  # a replay: the batch copies only
     losses = {}
 
     def timed_steps():
         for _ in range(cfg["steps"]):
-            losses.update(algo.update(sampler.sample()))
+            losses.update(update(sampler.sample()))
     dt, samples = _median_seconds(timed_steps, cfg["steps"], cfg["repeats"], device)
     assert all(torch.isfinite(v) for v in losses.values())
     d_model = getattr(algo.actor, "config", {}).get("d_model")
     rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
-    return {"kind": "train", "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
+    return {"kind": "train", "update_mode": mode, "precision": update.precision,
+            "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
             "gflops_per_s": flops / dt / 1e9 if static else None, "d_model": d_model,
             "batch_size": schedule.batch_size,
             "layer_gflops": layer_gflops(rows, d_model or 256, device) if static else None, "ops_per_step": ops,
@@ -401,14 +412,16 @@ def combine_rounds(rounds: List[dict]) -> dict:
 def configurations() -> List[dict]:
     base = {"steps": FLAGS.steps, "warmup": FLAGS.warmup, "repeats": FLAGS.repeats, "threads": FLAGS.threads, "device": FLAGS.device,
             "bindings": list(FLAGS.gin_bindings), "eval_episodes": FLAGS.eval_episodes,
-            "eval_steps": FLAGS.eval_steps}
+            "eval_steps": FLAGS.eval_steps, "precision": FLAGS.precision}
     out = []
     for scale in FLAGS.scales:
         for task in FLAGS.tasks:
             if "train" in FLAGS.parts:
                 for method in FLAGS.methods:
                     for algo in FLAGS.algos:
-                        out.append(dict(base, part="train", scale=scale, task=task, method=method, algo=algo))
+                        for mode in FLAGS.update_modes:
+                            out.append(dict(base, part="train", scale=scale, task=task, method=method, algo=algo,
+                                            update_mode=mode))
             if "reference" in FLAGS.parts:
                 for method in FLAGS.methods:
                     out.append(dict(base, part="reference", scale=scale, task=task, method=method, algo="iql"))
@@ -428,7 +441,8 @@ def _fmt(r: dict) -> str:
     if r["kind"] == "eval":
         return (f"{r['scale']:5} {r['task']:15} {r['method']:6} eval {r['episodes']}x{r['episode_steps']} steps: "
                 f"batched {r['batched_s']:6.2f}s  sequential {r['sequential_s']:6.2f}s  speed-up {r['speedup']:5.1f}x")
-    return (f"{r['scale']:5} {r['task']:15} {r['method']:6} {r['algo']:5} d={str(r.get('d_model')):4} "
+    mode = "" if r.get("update_mode", "eager") == "eager" else f"[{r['update_mode']}] "
+    return (f"{r['scale']:5} {r['task']:15} {r['method']:6} {r['algo']:5} {mode}d={str(r.get('d_model')):4} "
             f"B={r['batch_size']:5} {r['steps_per_s']:8.1f} steps/s {r['flops_per_step'] / 1e6:9.1f} MFLOP/step "
             f"{r['gflops_per_s']:6.1f} GFLOP/s / peak {r['peak_gflops']:6.1f} = {100 * r['efficiency']:5.1f}% "
             + (f"(layer ceiling {r['layer_gflops']:5.1f}) " if r.get("layer_gflops") else "") +
@@ -449,7 +463,8 @@ def _table(header: List[str], rows: List[list]) -> List[str]:
 def render_markdown(rows: List[dict]) -> str:
     """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
     out = []
-    names = [_METHOD_NAMES.get(r["method"], r["method"]) for r in rows]
+    names = [_METHOD_NAMES.get(r["method"], r["method"]) + ("" if r.get("update_mode", "eager") == "eager"
+                                                           else f" ({r['update_mode']})") for r in rows]
     train = [(r, name.replace("IQL", r["algo"].upper()) if r["method"] in ("f", "ar") else name)
              for r, name in zip(rows, names) if r.get("kind") in ("train", "asm")]
     out += _table(["scale", "task", "method", "d_model", "batch", "steps/s (median)", "MFLOP/step", "GFLOP/s",
