@@ -17,7 +17,7 @@ import resource
 import subprocess
 import sys
 import time
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -364,7 +364,8 @@ def bench_eval(cfg: dict) -> dict:
             "mean_return": float(batched.mean())}
 
 
-def run_single(cfg: dict) -> dict:
+def run_single(cfg: dict, peak_gflops: Optional[float] = None) -> dict:
+    """One configuration's result; ``peak_gflops`` reuses a peak measured earlier in this process."""
     import torch
 
     torch.set_num_threads(cfg["threads"])
@@ -374,7 +375,7 @@ def run_single(cfg: dict) -> dict:
     result.update({k: cfg[k] for k in ("method", "algo", "scale", "task", "device", "threads")})
     result.update({"train": bench_train, "reference": bench_reference, "asm": bench_asm,
                    "eval": bench_eval}[cfg["part"]](cfg))
-    result["peak_gflops"] = peak_matmul_gflops(cfg["device"])
+    result["peak_gflops"] = peak_gflops if peak_gflops is not None else peak_matmul_gflops(cfg["device"])
     if result.get("gflops_per_s"):
         result["efficiency"] = result["gflops_per_s"] / result["peak_gflops"]
     return result
