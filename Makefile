@@ -6,7 +6,7 @@ EXTRAS ?= test,ray
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test clean gpu-kit gpu-check
 
 venv: $(STAMP)
 
@@ -26,3 +26,24 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# The CUDA check (docs/gpu.md). `make gpu-kit` prepares here, with the simulator, what travels
+# to a bare GPU machine in gpu_kit/ (gin-config's wheel, a small cheetah-run dataset, the
+# commit); `make gpu-check` runs the kit there with that machine's own python3 (no .venv):
+# results in $(GPU_OUT). CI runs `make gpu-check GPU_CHECK_FLAGS=--dry_run KIT_PYTHON=.venv/bin/python`.
+KIT_PYTHON ?= python3
+GPU_OUT ?= $(if $(OUT),$(OUT),gpu_check_out)
+GPU_CHECK_FLAGS ?=
+KIT_TRANSITIONS ?= 20000
+KIT_DATA := gpu_kit/data/cheetah-run-medium-expert-n$(KIT_TRANSITIONS).hdf5
+
+gpu-kit: $(STAMP)
+	mkdir -p gpu_kit/wheels gpu_kit/data
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 -d gpu_kit/wheels gin-config==0.5.0
+	test -f $(KIT_DATA) || $(PY) -m spin_bench.datagen generate --task=cheetah-run --level=medium-expert \
+		--num_transitions=$(KIT_TRANSITIONS) --out=$(KIT_DATA)
+	git rev-parse HEAD > gpu_kit/COMMIT
+	du -sh gpu_kit
+
+gpu-check:
+	PYTHONUNBUFFERED=1 $(KIT_PYTHON) -m spin_bench.gpu_check --out=$(GPU_OUT) $(GPU_CHECK_FLAGS)

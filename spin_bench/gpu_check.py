@@ -48,7 +48,8 @@ from typing import Callable, Dict, List, Optional
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KIT_DIR = os.path.join(REPO_ROOT, "gpu_kit")
-SIMULATOR_MODULES = ("gymnasium", "dm_control", "mujoco")
+# Not on the bare GPU image (the simulator, and the report's statistics): blocked here too.
+SIMULATOR_MODULES = ("gymnasium", "dm_control", "mujoco", "rliable", "arch")
 PARTS = ("tests", "equality", "bench", "precision", "train")
 METHODS = ("f", "ar", "saint", "spin")
 BENCH_TASKS = ("cheetah-run", "quadruped-walk", "humanoid-stand", "dog-trot")
@@ -60,7 +61,7 @@ NO_DROPOUT = ["TransformerActor.dropout = 0.0", "TransformerActor.head_dropout =
 
 
 def block_simulator() -> None:
-    """Make importing the simulator fail (ImportError), as on the bare GPU image."""
+    """Make importing the simulator (and rliable, arch) fail with ImportError, as on the bare GPU image."""
     for name in SIMULATOR_MODULES:
         sys.modules[name] = None  # type: ignore[assignment]
 
@@ -514,7 +515,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m spin_bench.gpu_check", description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.environ.get("OUT") or "gpu_check_out", help="results folder (default $OUT)")
     p.add_argument("--dry_run", action="store_true", help="CPU, toy sizes, seconds: what CI runs")
-    p.add_argument("--device", default=None, help="cuda (default) or cpu; --dry_run implies cpu")
+    p.add_argument("--device", default=None, help="cuda (default) or cpu (the default with --dry_run)")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--scale", default=None, help="gin scale of the bench and training (paper; smoke in a dry run)")
     p.add_argument("--bench_tasks", default=None, help="comma-separated tasks (default: the four paper tasks)")
@@ -539,12 +540,15 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
         p.error(f"--parts: unknown {bad}; expected a subset of {list(PARTS)}")
     args.parts = parts
     dry = args.dry_run
-    defaults = dict(device="cpu" if dry else "cuda", scale="smoke" if dry else "paper",
+    if args.device is None:
+        args.device = "cpu" if dry else "cuda"
+    cuda = args.device == "cuda"
+    defaults = dict(scale="smoke" if dry else "paper",
                     bench_tasks="cheetah-run" if dry else ",".join(BENCH_TASKS),
-                    bench_modes="eager,static" if dry else "eager,graph", bench_steps=2 if dry else 30,
+                    bench_modes="eager,graph" if cuda else "eager,static", bench_steps=2 if dry else 30,
                     graph_steps=3 if dry else 20, train_steps=40 if dry else 3000,
                     train_eval_every=20 if dry else 1000, asm_steps=5 if dry else 2000,
-                    train_mode="static" if dry else "graph")
+                    train_mode="graph" if cuda else "static")
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)

@@ -14,6 +14,8 @@ Paper defaults: threshold 0.3, K = 10.
 """
 from __future__ import annotations
 
+import math
+
 from typing import Dict, Optional, Sequence
 
 import gin
@@ -42,8 +44,8 @@ class BCQ(OfflineAlgorithm):
         """a*(s): the best data-supported action under the online critic (B, N)."""
         if getattr(self.actor, "factored", False):
             log_g = torch.log_softmax(self.actor.logits(obs), dim=-1)           # (B, N, M)
-            allowed = log_g - log_g.max(dim=-1, keepdim=True).values > torch.log(
-                torch.tensor(self.threshold, device=obs.device))
+            # a Python float: a tensor made here would be a host-to-device copy every step on CUDA
+            allowed = log_g - log_g.max(dim=-1, keepdim=True).values > math.log(self.threshold)
             # the mode always passes (ratio 1), so every slot has at least one allowed bin
             allowed |= log_g == log_g.max(dim=-1, keepdim=True).values
             util = self.critic.utilities(obs).mean(dim=0)                         # (B, N, M)
