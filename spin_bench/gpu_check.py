@@ -216,8 +216,7 @@ def equality(kit: Kit, device, scale: str, task: str, graph_steps: int) -> dict:
     from spin_bench.algos import Batch
     from spin_bench.train.graph_step import UpdateStep, max_abs_diff, parameters_and_state
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    _strict_fp32()
     cpu = torch.device("cpu")
     out = {}
     for method in METHODS:
@@ -279,6 +278,7 @@ def bench(kit: Kit, device, scale: str, tasks, modes, steps: int, warmup: int, r
                  for m in METHODS for p in extra]
     cfgs += [dict(base, part="asm", task=t, method="asm", algo="mam") for t in tasks]
     rows, failures = [], []
+    _strict_fp32()
     path = os.path.join(kit.out, "bench.jsonl")
     peak = bench_mod.peak_matmul_gflops(device)  # once: the same device for every row
     for cfg in cfgs:
@@ -293,18 +293,19 @@ def bench(kit: Kit, device, scale: str, tasks, modes, steps: int, warmup: int, r
             failures.append({"config": label, "error": f"{type(e).__name__}: {e}"})
             kit.log(f"bench {label} FAILED: {type(e).__name__}: {e}")
         finally:
-            _torch_precision_defaults()
+            _strict_fp32()
             _free(device)
         with open(path, "w") as f:  # rewritten after each configuration
             f.writelines(json.dumps(r) + "\n" for r in rows)
     return {"rows": len(rows), "failures": failures, "speedups": _speedups(rows)}
 
 
-def _torch_precision_defaults() -> None:
+def _strict_fp32() -> None:
+    """fp32 rows mean fp32: no TF32 in matmuls or cuDNN (whose torch default is TF32 on, for AR's LSTM)."""
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = True  # torch's own default
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def _speedups(rows: List[dict]) -> Dict[str, float]:
@@ -324,7 +325,7 @@ def precision(kit: Kit, device, scale: str, task: str, steps: int) -> dict:
     precisions = ["bf16"] + (["tf32"] if device.type == "cuda" else [])
     out = {}
     for method in METHODS:
-        _torch_precision_defaults()
+        _strict_fp32()
         ref, bins, _ = _cell_algo(scale, task, method, NO_DROPOUT, device)
         batches = _batches(task, bins, steps, 256, device)
         run = UpdateStep(ref, device, precision="fp32")
@@ -345,7 +346,7 @@ def precision(kit: Kit, device, scale: str, task: str, steps: int) -> dict:
                 out[method][p] = {"error": f"{type(e).__name__}: {e}"}
                 kit.log(f"precision {method} {p} FAILED: {type(e).__name__}: {e}")
             finally:
-                _torch_precision_defaults()
+                _strict_fp32()
         _free(device)
     return out
 

@@ -21,7 +21,7 @@ Modes (gin: ``UpdateStep.mode``):
   (``make gpu-check`` measures eager against graph per method; see docs/gpu.md). No GPU has
   been at hand yet, so the graph is opt-in.
 
-Precision (gin: ``UpdateStep.precision``): ``fp32``; ``tf32`` (CUDA: TF32 tensor-core
+Precision (gin: ``UpdateStep.precision``): ``fp32`` (torch's defaults left as they are); ``tf32`` (CUDA: TF32 tensor-core
 matmuls and convolutions, set process-wide); ``bf16`` (the update runs under
 ``torch.autocast(dtype=bfloat16)``: matmuls in bf16, reductions and losses in fp32, weights
 and Adam state stay fp32). ``make gpu-check`` and ``measure_precision`` measure what each does
