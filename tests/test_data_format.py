@@ -82,8 +82,10 @@ def test_round_trip(written):
         np.testing.assert_array_equal(got, arr)
     assert ds.num_transitions == T and ds.num_episodes == T // EP
     assert ds.sha256 == sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert sidecar_path(path).read_text() == f"{ds.sha256}  d.hdf5\n"
+    assert sidecar_path(path).read_text() == (f"{ds.sha256}  d.hdf5\n"
+                                              f"# data identity {ds.identity}\n")
     a = ds.attrs
+    assert a["data_identity"] == ds.identity and len(ds.identity) == 64
     assert a["dataset_id"] == "cheetah-run-medium-b3-v1" and a["task"] == "cheetah-run"
     assert a["bins"] == [3] * 6 and a["level"] == "medium" and a["num_episodes"] == 2
     assert a["seed"] == 7 and a["behaviour_policy"] == "test policy"

@@ -461,7 +461,10 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
     digest = write_dataset(path, arrays, attrs)
     if register and not out:  # an explicit --out file gets its .sha256 sidecar only
         store.register(path)
-    print(f"[datagen] wrote {path} ({total} transitions, sha256 {digest[:12]}..., "
+    from spin_bench.data.checksum import read_sidecar_identity
+
+    print(f"[datagen] wrote {path} ({total} transitions, identity "
+          f"{read_sidecar_identity(path)[:12]}..., sha256 {digest[:12]}..., "
           f"collect {collect_s:.1f}s, total {time.time() - t0:.1f}s)", flush=True)
     return path
 

@@ -12,7 +12,9 @@ import h5py
 import numpy as np
 
 from spin_bench.atomic import PathLike, atomic_output
-from spin_bench.data.checksum import read_sidecar, sha256_file, sidecar_path, write_sidecar
+from spin_bench.data.checksum import (read_sidecar, read_sidecar_identity, sha256_file,
+                                      sidecar_path, write_sidecar)
+from spin_bench.data.identity import IDENTITY_ATTR, data_identity
 from spin_bench.data.schema import (ARRAY_KEYS, FLOAT_KEYS, FORMAT_VERSION, BinsLike, DatasetError,
                                     check_header, check_values, coerce_arrays, count_episodes,
                                     dataset_id, is_dataset_id)
@@ -26,6 +28,9 @@ COMPRESSIONS = ("gzip", "lzf")
 DEFAULT_GENERATOR = "spin_bench"
 _JSON_ATTRS = "json_attrs"  # names of attributes stored as JSON strings
 _CHUNK_BYTES = 1 << 20      # ~1 MiB (uncompressed) per chunk
+# `created` of a file made without SOURCE_DATE_EPOCH: fixed, so that the same data written
+# twice gives the same bytes (when a file was made is not a property of its data).
+FIXED_CREATED = "1970-01-01T00:00:00Z"
 
 
 def _one_line(err: BaseException) -> str:
@@ -34,11 +39,17 @@ def _one_line(err: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- attributes
 
-def _created_now() -> str:
-    """ISO 8601 UTC; honours SOURCE_DATE_EPOCH for reproducible files."""
+def _created() -> str:
+    """ISO 8601 UTC: $SOURCE_DATE_EPOCH when set, else FIXED_CREATED (never the clock, so
+    that files are byte-reproducible)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch
-            else datetime.datetime.now(datetime.timezone.utc))
+    if not epoch:
+        return FIXED_CREATED
+    try:
+        when = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise DatasetError(f"SOURCE_DATE_EPOCH: expected seconds since 1970 (an integer), got "
+                           f"{epoch!r}", key="SOURCE_DATE_EPOCH") from None
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -92,7 +103,8 @@ def _complete_attrs(arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any],
 
         out["generator"] = DEFAULT_GENERATOR
         out.setdefault("generator_version", __version__)
-    out.setdefault("created", _created_now())
+    out.setdefault("created", _created())
+    out.pop(IDENTITY_ATTR, None)  # computed from what is written, never taken from the caller
     return out
 
 
@@ -153,6 +165,10 @@ def write_dataset(path: PathLike, arrays: Mapping[str, Any], attrs: Mapping[str,
     0/1 -> bool); with ``coerce=False`` the arrays must already have the schema's dtypes.
     Chunked, shuffled, ``compression`` ('gzip' or 'lzf') and Fletcher-32 checksummed, so a
     corrupted chunk is detected on read. The file appears under `path` only once complete.
+    The data identity (:mod:`spin_bench.data.identity`) is recorded in the file
+    (``data_identity``) and in the sidecar. The bytes are reproducible: attributes in sorted
+    order, no timestamps (``created`` is fixed unless $SOURCE_DATE_EPOCH is set), so the
+    same data and attributes give the same file with the same h5py/HDF5/zlib.
     """
     path = Path(path)
     if compression not in COMPRESSIONS:
@@ -166,6 +182,8 @@ def write_dataset(path: PathLike, arrays: Mapping[str, Any], attrs: Mapping[str,
     bins = check_header(arrays, full_attrs, path=path)
     check_values(arrays, full_attrs, bins, path=path)
     full_attrs["bins"] = [int(b) for b in bins]
+    identity = data_identity(arrays, full_attrs)
+    full_attrs[IDENTITY_ATTR] = identity
 
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:
@@ -191,7 +209,7 @@ def write_dataset(path: PathLike, arrays: Mapping[str, Any], attrs: Mapping[str,
             os.unlink(sidecar_path(path))
         except FileNotFoundError:
             pass
-    write_sidecar(path, digest)
+    write_sidecar(path, digest, identity)
     return digest
 
 
@@ -282,6 +300,7 @@ class Dataset:
     sha256: str
     path: Optional[Path] = None
     tensors: Optional[Dict[str, "torch.Tensor"]] = None
+    identity: str = ""  # data identity (spin_bench.data.identity), computed on load
 
     def __repr__(self) -> str:
         return (f"Dataset({self.dataset_id!r}, transitions={self.num_transitions}, "
@@ -390,7 +409,9 @@ def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[B
     store). Checks every key, dtype and shape against the task (the registry for benchmark
     tasks, the file's attributes otherwise, and `task`/`bins`/`obs_dim` when given), finite
     floats, action indices in range, episode ends. A sha256 recorded in the ``.sha256``
-    sidecar or a store registry must match the file unless ``verify_checksum=False``.
+    sidecar or a store registry must match the file unless ``verify_checksum=False``, and so
+    must the data identity the file and its sidecar record (files written before identities
+    were recorded have none; ``Dataset.identity`` is computed either way).
     With `device`, ``Dataset.tensors`` holds :meth:`Dataset.to_torch` (device) as well.
     Raises :class:`DatasetError` naming the file, the key and what was expected.
     """
@@ -420,7 +441,40 @@ def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[B
                                    key=key) from None
     check_values(arrays, attrs, file_bins, path=p)
     attrs["bins"] = [int(b) for b in file_bins]
-    ds = Dataset(attrs=attrs, sha256=digest, path=p, **arrays)
+    identity = data_identity(arrays, attrs)
+    if verify_checksum:
+        _check_identity(p, identity, attrs)
+    ds = Dataset(attrs=attrs, sha256=digest, path=p, identity=identity, **arrays)
     if device is not None:
         ds.tensors = ds.to_torch(device)
     return ds
+
+
+def _check_identity(path: Path, identity: str, attrs: Mapping[str, Any]) -> None:
+    """The identity computed from the data must be the one the file and its sidecar record."""
+    for where, recorded in ((f"the file's {IDENTITY_ATTR} attribute", attrs.get(IDENTITY_ATTR)),
+                            (str(sidecar_path(path)), read_sidecar_identity(path))):
+        if recorded is not None and recorded != identity:
+            raise DatasetError(
+                f"{path}: data identity mismatch: expected {recorded} (recorded in {where}), "
+                f"got {identity} from the arrays and defining attributes; the data was "
+                f"modified: re-create or re-import it", path=path, key=IDENTITY_ATTR)
+
+
+def identity_of_file(path: PathLike, sha256: Optional[str] = None) -> Tuple[str, str]:
+    """(file sha256, data identity) of a dataset file.
+
+    With `sha256` (the checksum a run recorded) the file must have it, else DatasetError; a
+    sidecar that records that sha256 and an identity answers without reading the data.
+    Otherwise the file is loaded, verified and its identity computed (this is how files
+    written before identities were recorded get theirs)."""
+    path = Path(path)
+    if sha256 is not None and path.is_file() and read_sidecar(path) == sha256:
+        recorded = read_sidecar_identity(path)
+        if recorded is not None:
+            return sha256, recorded
+    ds = load_dataset(path)
+    if sha256 is not None and ds.sha256 != sha256:
+        raise DatasetError(f"{path}: expected sha256 {sha256} (as recorded), got {ds.sha256}: "
+                           f"not the file that was used", path=path)
+    return ds.sha256, ds.identity

@@ -90,7 +90,7 @@ def summarize(ds: Dataset, checksum: Optional[str] = None) -> Dict[str, Any]:
     return {
         "dataset_id": ds.dataset_id, "path": str(ds.path) if ds.path else None,
         "task": ds.task, "level": ds.level, "bins": ds.bins.tolist(),
-        "file_size": size, "sha256": ds.sha256, "checksum": checksum,
+        "file_size": size, "identity": ds.identity, "sha256": ds.sha256, "checksum": checksum,
         "format_version": attrs.get("format_version"),
         "generator": f"{attrs.get('generator')} {attrs.get('generator_version')}",
         "created": attrs.get("created"), "seed": attrs.get("seed"),
@@ -160,6 +160,7 @@ def format_summary(s: Dict[str, Any]) -> str:
     if s.get("source_path"):
         lines.append(f"source       {s['source_path']} (sha256 {s['source_sha256']})")
     lines += [
+        f"identity     {s['identity']}",
         f"sha256       {s['sha256']}",
         f"checksum     {s['checksum']}",
         f"episodes     ended by terminals {s['terminals']}, timeouts {s['timeouts']}; "
@@ -190,7 +191,7 @@ def format_summary(s: Dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- table
 
 TABLE_COLUMNS = ("task", "level", "transitions", "episodes", "return mean", "return min",
-                 "return max", "normalised mean", "sha256")
+                 "return max", "normalised mean", "identity", "sha256")
 
 
 def table_row(ds: Dataset) -> Dict[str, Any]:
@@ -203,7 +204,7 @@ def table_row(ds: Dataset) -> Dict[str, Any]:
         "episodes": ds.num_episodes,
         "return mean": stats.get("mean"), "return min": stats.get("min"), "return max": stats.get("max"),
         "normalised mean": None if normalized is None else _stats(normalized).get("mean"),
-        "sha256": ds.sha256,
+        "identity": ds.identity, "sha256": ds.sha256,
     }
 
 

@@ -214,7 +214,9 @@ def convert_published(transitions: Any, *, task: str, level: str, bins: int,
         "behaviour_returns": returns.astype(np.float64),
         "generator": GENERATOR, "generator_version": __version__,
         "source": SOURCE_DESCRIPTION,
-        "source_path": str(path.absolute()), "source_sha256": source_sha256,
+        # within the published layout, not where this machine keeps it: the same source
+        # gives the same file (and identity: the source's sha256 is part of it) anywhere
+        "source_path": f"{path.parent.name}/{path.name}", "source_sha256": source_sha256,
         "source_discontinuities": jumps,
         "episode_length": int(episode_length) if episode_length else 0,
     }

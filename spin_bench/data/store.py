@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 from spin_bench.atomic import PathLike, atomic_write_text
 from spin_bench.data.checksum import is_sha256, read_sidecar, sha256_file
+from spin_bench.data.identity import IDENTITY_ATTR
 from spin_bench.data.schema import DatasetError, parse_dataset_id
 
 ENV_VAR = "SPIN_BENCH_DATA_DIR"
@@ -180,6 +181,8 @@ class DatasetStore:
             "num_episodes": int(attrs["num_episodes"]),
             "format_version": int(attrs["format_version"]), "registered": _now(),
         }
+        if attrs.get(IDENTITY_ATTR):  # files written before identities were recorded lack it
+            entry[IDENTITY_ATTR] = attrs[IDENTITY_ATTR]
         assert is_sha256(entry["sha256"])
         with self._locked():
             datasets = self._read()
