@@ -103,21 +103,22 @@ def test_table_csv_two_files(tmp_path, capsys):
     assert rc == 0, err
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["task", "level", "transitions", "episodes", "return mean", "return min",
-                       "return max", "normalised mean", "sha256"]
+                       "return max", "normalised mean", "identity", "sha256"]
     assert len(rows) == 3
 
-    shas = []
+    shas, ids = [], []
     for f in (a, b):
         rc, js, err = run_cli(capsys, "inspect", str(f), "--json")
         assert rc == 0, err
         shas.append(json.loads(js)["sha256"])
+        ids.append(json.loads(js)["identity"])
     assert rows[1][:4] == ["cheetah-run", "medium", "30", "3"]
     assert [float(x) for x in rows[1][4:8]] == pytest.approx([50.0, 10.0, 90.0, 50.0])
-    assert rows[1][8] == shas[0] and len(shas[0]) == 64
+    assert rows[1][8:] == [ids[0], shas[0]] and len(shas[0]) == len(ids[0]) == 64
     assert rows[2][:4] == ["cheetah-run", "expert", "20", "2"]
     assert [float(x) for x in rows[2][4:7]] == pytest.approx([5.0, 2.5, 7.5])
     assert rows[2][7] == ""  # no references
-    assert rows[2][8] == shas[1]
+    assert rows[2][8:] == [ids[1], shas[1]] and ids[0] != ids[1]
 
     # rows follow the given order
     rc, out, _ = run_cli(capsys, "table", str(b), str(a), "--format", "csv")
