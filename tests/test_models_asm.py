@@ -150,6 +150,30 @@ def test_pretrain_cache_hit_loads_identical_weights_without_training(tmp_path, m
     assert all(torch.equal(third.state_dict[k], first.state_dict[k]) for k in first.state_dict)  # seeded
 
 
+def test_cache_keyed_by_identity_and_pre_identity_checkpoints_re_keyed(tmp_path, monkeypatch,
+                                                                      tiny_asm_binding):
+    data = _structured_dataset(512)
+    kw = dict(bins=[3, 3, 3], steps=20, batch_size=64, seed=3, cache_dir=tmp_path)
+    old = pretrain_asm(data, **kw, dataset_sha256="a" * 64)  # a cache made before identities
+    assert old.dataset_identity is None and len(list(tmp_path.glob("asm-*.pt"))) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(asm_mod, "masked_action_modelling_loss", boom)
+    # the same file, now with its identity: found under the file sha256, copied under the identity
+    rekeyed = pretrain_asm(data, **kw, dataset_sha256="a" * 64, dataset_identity="1" * 64)
+    assert rekeyed.from_cache and rekeyed.cache_key != old.cache_key
+    assert rekeyed.dataset_identity == "1" * 64 and len(list(tmp_path.glob("asm-*.pt"))) == 2
+    assert all(torch.equal(rekeyed.state_dict[k], old.state_dict[k]) for k in old.state_dict)
+    # a regeneration elsewhere (another file sha256, the same identity) hits the re-keyed entry
+    other = pretrain_asm(data, **kw, dataset_sha256="b" * 64, dataset_identity="1" * 64)
+    assert other.from_cache and other.cache_key == rekeyed.cache_key
+    assert other.pretrain_seconds == old.pretrain_seconds
+    with pytest.raises(AssertionError, match="retrained"):  # another identity is other data
+        pretrain_asm(data, **kw, dataset_sha256="c" * 64, dataset_identity="2" * 64)
+
+
 def test_pretrain_is_seeded_and_leaves_global_rng_alone(tiny_asm_binding):
     data = _structured_dataset(256)
     torch.manual_seed(123)

@@ -169,6 +169,7 @@ class ASMCheckpoint:
     pretrain_seconds: float
     cache_key: Optional[str] = None
     dataset_sha256: Optional[str] = None
+    dataset_identity: Optional[str] = None  # None in checkpoints cached before identities
     device: str = "cpu"
     from_cache: bool = False
     path: Optional[str] = None
@@ -208,10 +209,15 @@ def tensors_sha256(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def asm_cache_key(dataset_sha256: str, asm_config: dict, train_config: dict, seed: int, device_type: str) -> str:
-    """sha256 of the canonical JSON of everything that determines the checkpoint."""
-    payload = dict(format_version=CACHE_FORMAT_VERSION, dataset_sha256=dataset_sha256, asm_config=asm_config,
+def asm_cache_key(dataset_digest: str, asm_config: dict, train_config: dict, seed: int, device_type: str,
+                  *, identity: bool = False) -> str:
+    """sha256 of the canonical JSON of everything that determines the checkpoint.
+
+    `dataset_digest` is the dataset's data identity (``identity=True``), or a file sha256 /
+    tensor hash (the keys of caches written before identities, still looked up)."""
+    payload = dict(format_version=CACHE_FORMAT_VERSION, asm_config=asm_config,
                    train_config=train_config, seed=int(seed), device_type=device_type)
+    payload["dataset_identity" if identity else "dataset_sha256"] = dataset_digest
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -229,7 +235,7 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
                  epochs: Optional[float] = None, batch_size: int = 1024, lr: float = 4e-4,
                  grad_clip: Optional[float] = 1.0, seed: int = 0, device: Optional[torch.device | str] = None,
                  cache_dir: Optional[str | os.PathLike] = None, dataset_sha256: Optional[str] = None,
-                 log_fn: Optional[Callable[[int, dict[str, float]], None]] = None, log_every: int = 500,
+                 dataset_identity: Optional[str] = None, log_fn: Optional[Callable[[int, dict[str, float]], None]] = None, log_every: int = 500,
                  probe_samples: int = 4096, mask_prob: float = 0.15, mask_frac: float = 0.8,
                  random_frac: float = 0.1) -> ASMCheckpoint:
     """Pre-train an ``ActionStructureModel`` (gin-configured architecture) by masked action modelling.
@@ -237,9 +243,12 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
     ``steps`` or ``epochs`` (one epoch = ceil(T / batch_size) steps; default 100 epochs, the
     paper's); batches drawn uniformly with replacement; Adam(lr), grad-norm clip. Seeded and
     side-effect free on the global RNG. With ``cache_dir`` the result is cached at
-    ``<cache_dir>/asm-<key>.pt`` with key = sha256(dataset sha256, ASM config, training config,
+    ``<cache_dir>/asm-<key>.pt`` with key = sha256(dataset identity, ASM config, training config,
     seed, device type); a later call with the same key loads it (``from_cache=True``, and the
-    stored ``pretrain_seconds``). ``dataset_sha256`` defaults to a hash of the tensors. An
+    stored ``pretrain_seconds``). Without ``dataset_identity`` the key uses ``dataset_sha256``
+    (the file checksum), else a hash of the tensors. A checkpoint cached under the file
+    sha256 before identities existed is found through ``dataset_sha256`` and re-keyed under
+    the identity (a copy; the same data, since that sha256 is this file's). An
     exclusive file lock makes concurrent runs that need the same ASM train it only once; a
     corrupt cache file is retrained and replaced (writes are atomic).
     """
@@ -263,25 +272,43 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
         model = ActionStructureModel(obs_dim, bins)  # gin bindings apply here
         if cache_dir is None:
             return _train_asm(model, obs, actions, train_config, seed, device, log_fn, log_every, probe_samples,
-                              dataset_sha256=dataset_sha256, key=None)
-        if dataset_sha256 is None:
+                              dataset_sha256=dataset_sha256, dataset_identity=dataset_identity, key=None)
+        if dataset_sha256 is None and dataset_identity is None:
             dataset_sha256 = tensors_sha256(obs, actions)
-        key = asm_cache_key(dataset_sha256, model.config, train_config, seed, device.type)
+        legacy = (None if dataset_sha256 is None else
+                  asm_cache_key(dataset_sha256, model.config, train_config, seed, device.type))
+        key = (legacy if dataset_identity is None else
+               asm_cache_key(dataset_identity, model.config, train_config, seed, device.type, identity=True))
         path = os.path.join(os.fspath(cache_dir), f"asm-{key}.pt")
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
         with _file_lock(path + ".lock"):  # concurrent runs needing the same ASM train it once
-            if os.path.exists(path):
-                try:
-                    ckpt = ASMCheckpoint.load(path)
-                    ckpt.from_cache = True
-                    return ckpt
-                except Exception:  # corrupt or incompatible file: retrain and overwrite
-                    pass
+            found = _load_cached(path)
+            if found is None and legacy is not None and legacy != key:
+                found = _load_cached(os.path.join(os.fspath(cache_dir), f"asm-{legacy}.pt"))
+                if found is not None:  # re-key a pre-identity checkpoint under the identity
+                    found.cache_key, found.dataset_identity = key, dataset_identity
+                    found.save(path)
+                    found.path = path
+            if found is not None:
+                return found
             ckpt = _train_asm(model, obs, actions, train_config, seed, device, log_fn, log_every, probe_samples,
-                              dataset_sha256=dataset_sha256, key=key)
+                              dataset_sha256=dataset_sha256, dataset_identity=dataset_identity, key=key)
             ckpt.save(path)
             ckpt.path = path
             return ckpt
+
+
+def _load_cached(path: str) -> Optional[ASMCheckpoint]:
+    """The checkpoint cached at `path` (``from_cache=True``), or None when absent, corrupt or
+    incompatible (it is then retrained and overwritten)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        ckpt = ASMCheckpoint.load(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is a cache miss
+        return None
+    ckpt.from_cache = True
+    return ckpt
 
 
 @contextlib.contextmanager
@@ -302,8 +329,8 @@ def _file_lock(lock_path: str) -> Iterator[None]:
 
 def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Tensor, train_config: dict,
                seed: int, device: torch.device, log_fn: Optional[Callable[[int, dict[str, float]], None]],
-               log_every: int, probe_samples: int, *, dataset_sha256: Optional[str], key: Optional[str]
-               ) -> ASMCheckpoint:
+               log_every: int, probe_samples: int, *, dataset_sha256: Optional[str],
+               dataset_identity: Optional[str], key: Optional[str]) -> ASMCheckpoint:
     """The MAM training loop (one host sync per ``log_every`` steps) and the final probe."""
     total_rows = obs.shape[0]
     steps, batch_size, grad_clip = train_config["steps"], train_config["batch_size"], train_config["grad_clip"]
@@ -354,4 +381,5 @@ def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Te
     return ASMCheckpoint(state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                          config=model.config, train_config=train_config, history=history,
                          final_metrics=final_metrics, pretrain_seconds=pretrain_seconds, cache_key=key,
-                         dataset_sha256=dataset_sha256, device=str(device))
+                         dataset_sha256=dataset_sha256, dataset_identity=dataset_identity,
+                         device=str(device))

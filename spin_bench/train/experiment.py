@@ -116,13 +116,14 @@ def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=N
     return make_spin_actor(obs_dim, bins, asm_checkpoint)
 
 
-def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset_sha256: str):
-    """SPIN's ASM: pre-trained, or loaded from the cache keyed by (dataset, config, seed)."""
+def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset):
+    """SPIN's ASM: pre-trained, or loaded from the cache keyed by (dataset identity, config,
+    seed); the file sha256 finds checkpoints cached before identities."""
     from spin_bench.models.asm import pretrain_asm
 
     return pretrain_asm(data, bins=bins, seed=seed, device=device,
                         cache_dir=exp.asm_cache_dir or default_asm_cache_dir(),
-                        dataset_sha256=dataset_sha256)
+                        dataset_identity=dataset.identity, dataset_sha256=dataset.sha256)
 
 
 def _bins(exp: Experiment, dataset) -> list:
@@ -134,9 +135,10 @@ def prepare(seed: int, device: torch.device) -> dict:
     first use) and, for SPIN, the cached ASM pre-training. Sweeps call this before runs."""
     exp = Experiment()
     dataset = _dataset(exp, seed)
-    out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256}
+    out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
+           "dataset_identity": dataset.identity}
     if exp.method == "spin":
-        ckpt = _pretrain(exp, dataset.to_torch(device), _bins(exp, dataset), seed, device, dataset.sha256)
+        ckpt = _pretrain(exp, dataset.to_torch(device), _bins(exp, dataset), seed, device, dataset)
         out["asm_pretrain_time_s"] = float(ckpt.pretrain_seconds)
     return out
 
@@ -178,13 +180,14 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
         bins = _bins(exp, dataset)
         ref = _reference(exp, dataset)
         summary.update({"dataset_id": dataset.attrs.get("dataset_id"), "dataset_sha256": dataset.sha256,
+                        "dataset_identity": dataset.identity,
                         "dataset_level": dataset.attrs.get("level"), "dataset_source": exp.dataset_source,
                         "dataset_path": str(dataset.path), "num_transitions": int(dataset.num_transitions),
                         "reference": None if ref is None else {"expert": ref.expert, "random": ref.random,
                                                                "source": ref.source}})
         asm_ckpt, pretrain_time = None, 0.0
         if exp.method == "spin":
-            asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset.sha256)
+            asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset)
             pretrain_time = float(asm_ckpt.pretrain_seconds)
             summary["asm"] = {k: v for k, v in asm_ckpt.final_metrics.items()}
         torch.manual_seed(seed)  # model init independent of whether pre-training was cached
