@@ -71,7 +71,7 @@ def test_exclusion_rules(tmp_path):
     assert "incomplete" in reasons["running"] and "running" in reasons["running"]
     assert "COMPLETE marker" in reasons["nomarker"]
     assert "failed" in reasons["failed"] and "boom" in reasons["failed"]
-    assert "dataset_sha256" in reasons["othersha"] and "majority" in reasons["othersha"]
+    assert "dataset identity" in reasons["othersha"] and "majority" in reasons["othersha"]
     assert "summary.json" in reasons["badjson"]
     assert "metrics.csv" in reasons["nometrics"]
     # Each exclusion is also a report message.

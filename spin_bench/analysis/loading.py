@@ -9,9 +9,11 @@ Exclusion rules (each excluded run is listed with its reason, never silently mix
 1. unreadable ``summary.json`` or ``metrics.csv``, or missing required fields/columns;
 2. failed runs (``status == "failed"``);
 3. incomplete runs (``status != "complete"`` or no ``COMPLETE`` marker);
-4. a ``dataset_sha256`` that differs from the majority checksum of the runs that name the
-   same ``dataset_id`` (all runs of that dataset_id are excluded when there is no strict
-   majority);
+4. a data identity (``dataset_identity``: a digest of the data, not of the file's bytes)
+   that differs from the majority identity of the runs that name the same ``dataset_id``
+   (all runs of that dataset_id are excluded when there is no strict majority); runs that
+   recorded only the file sha256 get their identity from the file at hand, or are kept
+   and reported as unverifiable (:mod:`spin_bench.analysis.identities`);
 5. duplicates (same scale, algo, task, bins, level, method and seed): the run with the most
    evaluations is kept (then the most steps, then the first path in sorted order).
 """
@@ -27,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from spin_bench.analysis.identities import check_identities
 from spin_bench.analysis.labels import REFERENCE_ALGOS, bins_label, method_label, reference_method
 from spin_bench.analysis.notes import AnalysisError, Notes
 
@@ -48,7 +51,8 @@ RUN_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "see
                "final_return", "best_return", "final_normalized_score", "best_normalized_score",
                "final_k", "num_evals", "num_steps", "total_train_min", "pretrain_min",
                "eval_min", "has_reference", "reference_expert", "reference_random",
-               "reference_source", "dataset_id", "dataset_sha256", "device", "run_dir"]
+               "reference_source", "dataset_id", "dataset_sha256", "dataset_identity", "device",
+               "run_dir"]
 EXCLUDED_COLUMNS = ["run_dir", "reason"]
 
 
@@ -225,6 +229,8 @@ def _read_run(run_dir: str, final_k: int, notes: Notes):
         has_reference=has_norm, reference_expert=expert if has_ref else float("nan"),
         reference_random=random_ if has_ref else float("nan"), reference_source=ref_source,
         dataset_id=str(dataset_id), dataset_sha256=str(summary["dataset_sha256"]),
+        dataset_identity=str(summary.get("dataset_identity") or ""),
+        dataset_path=str(summary.get("dataset_path") or ""),
         device=str(summary.get("device") or ""), run_dir=run_dir,
     )
     ev = m.assign(**cfg, seed=seed, run_dir=run_dir)
@@ -257,28 +263,10 @@ def load_runs(paths_or_globs, final_k: int = 5) -> LoadResult:
         evals.append(ev)
     runs = pd.DataFrame(records, columns=RUN_COLUMNS)
 
-    # Rule 4: dataset checksum must match the majority for its dataset_id.
-    drop = set()
-    for dataset_id, grp in runs.groupby("dataset_id", sort=True):
-        counts = grp["dataset_sha256"].value_counts()
-        if len(counts) <= 1:
-            continue
-        top = counts.iloc[0]
-        if (counts == top).sum() > 1:
-            for _, r in grp.iterrows():
-                excluded.append({"run_dir": r["run_dir"], "reason":
-                                 f"dataset_sha256 {r['dataset_sha256'][:12]} of dataset "
-                                 f"{dataset_id!r}: no majority checksum among "
-                                 f"{len(counts)} different ones, all excluded"})
-                drop.add(r["run_dir"])
-            continue
-        majority = counts.index[0]
-        for _, r in grp[grp["dataset_sha256"] != majority].iterrows():
-            excluded.append({"run_dir": r["run_dir"], "reason":
-                             f"dataset_sha256 {r['dataset_sha256'][:12]} differs from the "
-                             f"majority {majority[:12]} for dataset {dataset_id!r}"})
-            drop.add(r["run_dir"])
-    runs = runs[~runs["run_dir"].isin(drop)]
+    # Rule 4: one data identity per dataset_id (the majority's).
+    runs, dropped = check_identities(runs, {r["run_dir"]: r["dataset_path"] for r in records},
+                                     notes)
+    excluded += dropped
 
     # Rule 5: duplicates of (config, seed): keep one.
     runs = runs.sort_values(["num_evals", "num_steps", "run_dir"],

@@ -27,8 +27,12 @@ def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str
                   write_normalized: bool = True, status: str = "complete",
                   complete: Optional[bool] = None, error: Optional[str] = None,
                   dataset_id: Optional[str] = None, dataset_sha256: Optional[str] = None,
+                  dataset_identity: Optional[str] = None, dataset_path: Optional[str] = None,
                   pretrain_time_s: float = 0.0, final_k: int = 5) -> str:
-    """Write one run directory; ``returns`` are the evaluation returns in order."""
+    """Write one run directory; ``returns`` are the evaluation returns in order.
+
+    ``dataset_identity`` defaults to one derived from the sha256 (same file, same data);
+    ``""`` writes a run from before identities were recorded (the sha256 only)."""
     returns = np.asarray(returns, dtype=float)
     n = len(returns)
     steps = np.arange(1, n + 1) * 1000 if steps is None else np.asarray(steps)
@@ -46,11 +50,14 @@ def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str
                   "actor_loss": np.linspace(2.0, 0.5, n)}).to_csv(
         os.path.join(run_dir, "metrics.csv"), index=False)
     dataset_id = dataset_id or f"{task}-{level}-{bins}bins"
+    dataset_sha256 = dataset_sha256 or ("0" * 63 + "1")
+    if dataset_identity is None:
+        dataset_identity = hashlib.sha256(f"identity of {dataset_sha256}".encode()).hexdigest()
     k = min(final_k, n)
     summary = {
         "status": status, "error": error, "task": task, "bins": bins, "level": level,
         "method": method, "algo": algo, "scale": scale, "seed": seed,
-        "dataset_id": dataset_id, "dataset_sha256": dataset_sha256 or ("0" * 63 + "1"),
+        "dataset_id": dataset_id, "dataset_sha256": dataset_sha256,
         "num_steps": int(steps[-1]) if n else 0, "final_k": final_k,
         "final_return": float(returns[-k:].mean()) if n else None,
         "best_return": float(returns.max()) if n else None,
@@ -63,6 +70,10 @@ def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str
         "device": "cpu", "versions": {"python": "3.11"}, "git_commit": None,
         "spin_bench_version": "0.1.0",
     }
+    if dataset_identity:
+        summary["dataset_identity"] = dataset_identity
+    if dataset_path:
+        summary["dataset_path"] = dataset_path
     with open(os.path.join(run_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     with open(os.path.join(run_dir, "operative_config.gin"), "w") as f:

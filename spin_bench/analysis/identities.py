@@ -1,0 +1,244 @@
+"""Which data each run used: data identities of run directories, and their backfill.
+
+A run records ``dataset_identity`` (a digest of the data, see ``spin_bench.data.identity``)
+beside ``dataset_sha256`` (the file's bytes). Runs made before identities were recorded
+have the sha256 only; their identity is
+
+1. *matched*: another run recorded the same file sha256 with its identity (same bytes,
+   same data), or
+2. *recomputed*: the file the run recorded (``dataset_path``) is at hand with that sha256,
+   or
+3. *unverifiable*: neither; such a run is kept and reported, never silently dropped.
+
+The report keeps, per ``dataset_id``, the runs of the majority identity. To make old run
+directories self-contained, write the identities into them::
+
+    python -m spin_bench.analysis.identities --results_dir=results/X/runs \\
+        [--data=~/.spin_bench/datasets] [--write]
+
+``--data`` (files or directories, searched for ``*.hdf5``) supplies files that moved since the
+runs; without ``--write`` it only prints what it would record.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from spin_bench.analysis.notes import Notes
+
+BACKFILL_KEY = "dataset_identity_backfilled"  # summary.json: where a backfilled identity came from
+
+
+class IdentityResolver:
+    """sha256 -> data identity, from the files at hand (memoised per sha256).
+
+    ``candidates``: dataset files or directories (searched for ``*.hdf5``) to try besides the
+    path a run recorded. A file is used only when its sha256 is the recorded one."""
+
+    def __init__(self, candidates: Iterable[str] = ()):
+        self._known: Dict[str, str] = {}
+        self._where: Dict[str, str] = {}
+        self._candidates = list(_dataset_files(candidates))
+
+    def learn(self, sha256: str, identity: str) -> None:
+        """Record that the file with `sha256` holds the data `identity` (from a run)."""
+        if sha256 and identity:
+            self._known.setdefault(sha256, identity)
+
+    def where(self, sha256: str) -> str:
+        """The file an identity was recomputed from ('' if it came from a run's record)."""
+        return self._where.get(sha256, "")
+
+    def resolve(self, sha256: str, path: str = "") -> Optional[str]:
+        """The identity of the data whose file had `sha256`, or None when no file is at hand."""
+        if sha256 in self._known:
+            return self._known[sha256]
+        from spin_bench.data.checksum import read_sidecar, sha256_file
+        from spin_bench.data.dataset import identity_of_file
+        from spin_bench.data.schema import DatasetError
+
+        tried = [path] if path else []
+        # other files: those whose sidecar names this sha256 first (no data read to rule out)
+        tried += sorted(self._candidates, key=lambda p: _sidecar_sha(p, read_sidecar) != sha256)
+        for p in tried:
+            if not os.path.isfile(p):
+                continue
+            side = _sidecar_sha(p, read_sidecar)
+            try:
+                if side != sha256 and (side is not None or sha256_file(p) != sha256):
+                    continue  # another file (its sidecar, or its bytes, say so)
+                _, identity = identity_of_file(p, sha256)
+            except (DatasetError, OSError):
+                continue
+            self._known[sha256], self._where[sha256] = identity, p
+            return identity
+        return None
+
+
+def _sidecar_sha(path: str, read_sidecar) -> Optional[str]:
+    try:
+        return read_sidecar(path)
+    except Exception:  # noqa: BLE001 - an unreadable sidecar says nothing
+        return None
+
+
+def _dataset_files(candidates: Iterable[str]) -> Iterable[str]:
+    for c in candidates:
+        c = os.path.expanduser(os.fspath(c))
+        if os.path.isdir(c):
+            for root, dirs, files in os.walk(c):
+                dirs.sort()
+                for f in sorted(files):
+                    if f.endswith(".hdf5"):
+                        yield os.path.join(root, f)
+        elif os.path.isfile(c):
+            yield c
+
+
+def resolve_run_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str],
+                           resolver: Optional[IdentityResolver] = None
+                           ) -> Tuple[pd.Series, Dict[str, str]]:
+    """(identity per run, '' where unverifiable; how each was found: 'recorded', 'matched',
+    'recomputed from <file>' or 'unverifiable'), both indexed like ``runs``."""
+    resolver = resolver or IdentityResolver()
+    for sha, ident in zip(runs["dataset_sha256"], runs["dataset_identity"]):
+        resolver.learn(sha, ident)
+    identities, how = [], {}
+    for idx, r in runs.iterrows():
+        if r["dataset_identity"]:
+            identities.append(r["dataset_identity"])
+            how[r["run_dir"]] = "recorded"
+            continue
+        found = resolver.resolve(r["dataset_sha256"], dataset_paths.get(r["run_dir"], ""))
+        identities.append(found or "")
+        where = resolver.where(r["dataset_sha256"])
+        how[r["run_dir"]] = ("unverifiable" if found is None else
+                             f"recomputed from {where}" if where else "matched")
+    return pd.Series(identities, index=runs.index, dtype=object), how
+
+
+def check_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str], notes: Notes
+                     ) -> Tuple[pd.DataFrame, List[Dict[str, str]]]:
+    """The report's dataset rule: per ``dataset_id``, keep the runs of the majority data
+    identity (none when there is no strict majority). Runs whose identity cannot be
+    established are kept and reported. Returns (runs with ``dataset_identity`` filled in,
+    excluded rows)."""
+    runs = runs.copy()
+    if runs.empty:
+        return runs, []
+    runs["dataset_identity"], how = resolve_run_identities(runs, dataset_paths)
+    for run_dir, h in sorted(how.items()):
+        if h.startswith("recomputed"):
+            notes.info("dataset", f"{run_dir}: recorded only the file sha256; data identity {h}")
+    excluded: List[Dict[str, str]] = []
+    drop = set()
+    for dataset_id, grp in runs.groupby("dataset_id", sort=True):
+        known = grp[grp["dataset_identity"] != ""]
+        unknown = grp[grp["dataset_identity"] == ""]
+        counts = known["dataset_identity"].value_counts()
+        if len(counts) > 1 and (counts == counts.iloc[0]).sum() > 1:
+            for _, r in known.iterrows():
+                excluded.append({"run_dir": r["run_dir"], "reason":
+                                 f"dataset identity {r['dataset_identity'][:12]} of dataset "
+                                 f"{dataset_id!r}: no majority identity among "
+                                 f"{len(counts)} different ones, all excluded"})
+                drop.add(r["run_dir"])
+        elif len(counts) > 1:
+            majority = counts.index[0]
+            for _, r in known[known["dataset_identity"] != majority].iterrows():
+                excluded.append({"run_dir": r["run_dir"], "reason":
+                                 f"dataset identity {r['dataset_identity'][:12]} differs from the "
+                                 f"majority {majority[:12]} for dataset {dataset_id!r} (other data)"})
+                drop.add(r["run_dir"])
+        shas = set(unknown["dataset_sha256"])
+        if unknown.empty or (len(counts) == 0 and len(shas) == 1):
+            continue  # every run has a known identity, or all used the very same file bytes
+        notes.warn("dataset", f"{dataset_id}: {len(unknown)} run(s) recorded only the file sha256 "
+                              f"({', '.join(sorted(s[:12] for s in shas))}) and no such file is at "
+                              f"hand: data identity unverifiable, kept ("
+                              f"{', '.join(sorted(unknown['run_dir']))}); backfill with "
+                              f"python -m spin_bench.analysis.identities --data=DATA_DIR --write")
+    return runs[~runs["run_dir"].isin(drop)], excluded
+
+
+# ----------------------------------------------------------------------------- backfill
+
+def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = False
+             ) -> List[Dict[str, str]]:
+    """Find the data identity of every run directory that records only ``dataset_sha256``
+    (from its recorded ``dataset_path``, the files under `data`, or another run with the same
+    sha256) and, with `write`, record it in its summary.json (atomically, with
+    ``dataset_identity_backfilled`` saying from where). Returns one row per such run."""
+    from spin_bench.atomic import atomic_write_json
+
+    summaries = {}
+    for d in run_dirs:
+        try:
+            with open(os.path.join(d, "summary.json")) as f:
+                summaries[d] = json.load(f)
+        except (OSError, ValueError):
+            continue
+    resolver = IdentityResolver(data)
+    for s in summaries.values():
+        if isinstance(s, dict):
+            resolver.learn(str(s.get("dataset_sha256") or ""), str(s.get("dataset_identity") or ""))
+    rows = []
+    for d, s in sorted(summaries.items()):
+        if not isinstance(s, dict) or s.get("dataset_identity") or not s.get("dataset_sha256"):
+            continue
+        sha = str(s["dataset_sha256"])
+        identity = resolver.resolve(sha, str(s.get("dataset_path") or ""))
+        source = resolver.where(sha) or ("another run with this sha256" if identity else "")
+        rows.append({"run_dir": d, "dataset_sha256": sha, "dataset_identity": identity or "",
+                     "source": source or "unverifiable: no file with this sha256 at hand"})
+        if write and identity:
+            s = dict(s, dataset_identity=identity)
+            s[BACKFILL_KEY] = source
+            atomic_write_json(os.path.join(d, "summary.json"), s)
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from spin_bench.analysis.loading import find_run_dirs
+    from spin_bench.analysis.notes import AnalysisError
+    from spin_bench.cli import OneLineArgumentParser
+
+    prog = "spin_bench.analysis.identities"
+    p = OneLineArgumentParser(prog=f"python -m {prog}", error_name=prog,
+                              description=__doc__.split("\n\n")[0],
+                              epilog=__doc__.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results_dir", required=True, action="append",
+                   help="directory (or glob) holding run directories; may be repeated")
+    p.add_argument("--data", action="append", default=[],
+                   help="dataset file or directory (searched for *.hdf5); may be repeated")
+    p.add_argument("--write", action="store_true",
+                   help="record the identities in summary.json (default: only print them)")
+    args = p.parse_args(argv)
+    missing = [d for d in args.data if not os.path.exists(os.path.expanduser(d))]
+    if missing:
+        sys.stderr.write(f"{prog}: error: --data {missing[0]}: no such file or directory\n")
+        return 2
+    try:
+        run_dirs = find_run_dirs(args.results_dir)
+    except AnalysisError as e:
+        sys.stderr.write(f"{prog}: error: --results_dir {e}\n")
+        return 2
+    rows = backfill(run_dirs, args.data, write=args.write)
+    for r in rows:
+        print(f"{r['run_dir']}\t{r['dataset_sha256'][:12]}\t"
+              f"{r['dataset_identity'] or '-'}\t{r['source']}")
+    found = sum(bool(r["dataset_identity"]) for r in rows)
+    print(f"{len(run_dirs)} run directories, {len(rows)} without an identity: {found} "
+          f"{'recorded' if args.write else 'found (pass --write to record them)'}, "
+          f"{len(rows) - found} unverifiable", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
