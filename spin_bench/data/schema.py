@@ -19,7 +19,8 @@ the file must end one (mark it ``timeouts=True`` to truncate the data there).
 
 Required attributes: ``format_version``, ``dataset_id``, ``task``, ``level``, ``bins`` (one
 int per sub-action), ``obs_dim``, ``num_actions``, ``num_episodes``, ``generator``,
-``generator_version``, ``created`` (ISO 8601, UTC). Optional, by convention:
+``generator_version``, ``created`` (ISO 8601, UTC). Written by the writer: ``data_identity``
+(:mod:`spin_bench.data.identity`). Optional, by convention:
 ``behaviour_policy`` (str), ``behaviour_returns`` (1-D floats: returns of the behaviour
 policy's episodes as its generator measured them), ``seed`` (int), ``source_path`` and
 ``source_sha256`` (imports). Any other attribute is kept as is; dicts and lists of strings
