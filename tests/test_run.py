@@ -72,6 +72,9 @@ def test_every_method_and_algorithm_trains(tmp_path, store, method, algo):
     for name in ("operative_config.gin", "config.gin", "summary.json", "COMPLETE", "checkpoint.pt"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert summary["dataset_sha256"] and len(summary["dataset_sha256"]) == 64
+    from spin_bench.data import load_dataset
+
+    assert summary["dataset_identity"] == load_dataset(summary["dataset_path"]).identity
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir))
     if method == "spin":
         assert summary["pretrain_time_s"] > 0

@@ -41,49 +41,48 @@ class IdentityResolver:
     path a run recorded. A file is used only when its sha256 is the recorded one."""
 
     def __init__(self, candidates: Iterable[str] = ()):
-        self._known: Dict[str, str] = {}
+        self._known: Dict[str, Optional[str]] = {}  # sha256 -> identity (None: not at hand)
         self._where: Dict[str, str] = {}
+        self._file_sha: Dict[str, Optional[str]] = {}
         self._candidates = list(_dataset_files(candidates))
 
     def learn(self, sha256: str, identity: str) -> None:
         """Record that the file with `sha256` holds the data `identity` (from a run)."""
-        if sha256 and identity:
-            self._known.setdefault(sha256, identity)
+        if sha256 and identity and self._known.get(sha256) is None:
+            self._known[sha256] = identity
 
     def where(self, sha256: str) -> str:
         """The file an identity was recomputed from ('' if it came from a run's record)."""
         return self._where.get(sha256, "")
 
+    def _sha_of(self, path: str) -> Optional[str]:
+        """The sha256 its sidecar records, else that of its bytes (None: unreadable)."""
+        from spin_bench.data.checksum import read_sidecar, sha256_file
+
+        if path not in self._file_sha:
+            try:
+                self._file_sha[path] = read_sidecar(path) or sha256_file(path)
+            except Exception:  # noqa: BLE001 - an unreadable file or sidecar says nothing
+                self._file_sha[path] = None
+        return self._file_sha[path]
+
     def resolve(self, sha256: str, path: str = "") -> Optional[str]:
         """The identity of the data whose file had `sha256`, or None when no file is at hand."""
         if sha256 in self._known:
             return self._known[sha256]
-        from spin_bench.data.checksum import read_sidecar, sha256_file
         from spin_bench.data.dataset import identity_of_file
         from spin_bench.data.schema import DatasetError
 
-        tried = [path] if path else []
-        # other files: those whose sidecar names this sha256 first (no data read to rule out)
-        tried += sorted(self._candidates, key=lambda p: _sidecar_sha(p, read_sidecar) != sha256)
-        for p in tried:
-            if not os.path.isfile(p):
+        self._known[sha256] = None
+        for p in ([path] if path else []) + self._candidates:
+            if not os.path.isfile(p) or self._sha_of(p) != sha256:
                 continue
-            side = _sidecar_sha(p, read_sidecar)
             try:
-                if side != sha256 and (side is not None or sha256_file(p) != sha256):
-                    continue  # another file (its sidecar, or its bytes, say so)
-                _, identity = identity_of_file(p, sha256)
+                _, identity = identity_of_file(p, sha256)  # verifies the file really has it
             except (DatasetError, OSError):
                 continue
             self._known[sha256], self._where[sha256] = identity, p
             return identity
-        return None
-
-
-def _sidecar_sha(path: str, read_sidecar) -> Optional[str]:
-    try:
-        return read_sidecar(path)
-    except Exception:  # noqa: BLE001 - an unreadable sidecar says nothing
         return None
 
 

@@ -235,7 +235,8 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
                  epochs: Optional[float] = None, batch_size: int = 1024, lr: float = 4e-4,
                  grad_clip: Optional[float] = 1.0, seed: int = 0, device: Optional[torch.device | str] = None,
                  cache_dir: Optional[str | os.PathLike] = None, dataset_sha256: Optional[str] = None,
-                 dataset_identity: Optional[str] = None, log_fn: Optional[Callable[[int, dict[str, float]], None]] = None, log_every: int = 500,
+                 dataset_identity: Optional[str] = None,
+                 log_fn: Optional[Callable[[int, dict[str, float]], None]] = None, log_every: int = 500,
                  probe_samples: int = 4096, mask_prob: float = 0.15, mask_frac: float = 0.8,
                  random_frac: float = 0.1) -> ASMCheckpoint:
     """Pre-train an ``ActionStructureModel`` (gin-configured architecture) by masked action modelling.
