@@ -30,8 +30,8 @@ SCORES_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "
                   "final_return", "best_return", "normalized_score", "best_normalized_score",
                   "final_k", "num_evals", "num_steps", "total_train_min", "pretrain_min",
                   "eval_min", "target", "ttt_status", "censored", "time_to_target_min",
-                  "steps_to_target", "time_to_target_display", "dataset_id", "dataset_sha256", "dataset_identity",
-                  "device", "run_dir"]
+                  "steps_to_target", "time_to_target_display", "dataset_id", "dataset_sha256",
+                  "dataset_identity", "device", "run_dir"]
 
 
 @dataclasses.dataclass
