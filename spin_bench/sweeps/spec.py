@@ -8,8 +8,8 @@ after parsing exactly what the run will parse) and the seed, so the same configu
 lands in the same run directory, ``<sweep_dir>/runs/<task>-<level>-<method>_<algo>[-<variant>]
 -s<seed>-<id8>``, and a changed configuration never reuses a stale one.  Pure locations
 (``RUN_ID_EXCLUDED``: the dataset store and the ASM cache directory) are left out of the id, so
-moving the store does not orphan finished runs; the data itself is identified by its sha256 in
-each run's summary.json.
+moving the store does not orphan finished runs; the data itself is identified by its data
+identity (and the file by its sha256) in each run's summary.json.
 """
 from __future__ import annotations
 
