@@ -8,7 +8,8 @@ import h5py
 import numpy as np
 
 from spin_bench.analysis import load_runs
-from spin_bench.analysis.identities import BACKFILL_KEY, main as identities_main
+from spin_bench.analysis.identities import BACKFILL_KEY
+from spin_bench.identities import main as identities_main
 from spin_bench.analysis.synthetic import write_run_dir
 from spin_bench.data import load_dataset, sha256_file, write_dataset
 from spin_bench.data.checksum import write_sidecar
@@ -65,7 +66,8 @@ def test_old_runs_recomputed_from_the_file_at_hand_else_unverifiable(tmp_path):
     assert ident_new == ident and other != ident
     new = _run(tmp_path, "new", 0, sha_new, ident)
     old = _run(tmp_path, "old", 1, sha_old, path=tmp_path / "old.hdf5")
-    same_bytes = _run(tmp_path, "same_bytes", 2, sha_old)            # file gone, same sha256
+    # listed first, its file gone: the same sha256 as "old", whose file is at hand
+    same_bytes = _run(tmp_path, "a_same_bytes", 2, sha_old, path=tmp_path / "gone.hdf5")
     lost = _run(tmp_path, "lost", 3, "e" * 64, path=tmp_path / "gone.hdf5")
     wrong = _run(tmp_path, "wrong", 4, sha_x, path=tmp_path / "x.hdf5")
     res = load_runs(str(tmp_path / "runs"))

@@ -13,18 +13,16 @@ have the sha256 only; their identity is
 The report keeps, per ``dataset_id``, the runs of the majority identity. To make old run
 directories self-contained, write the identities into them::
 
-    python -m spin_bench.analysis.identities --results_dir=results/X/runs \\
+    python -m spin_bench.identities --results_dir=results/X/runs \\
         [--data=~/.spin_bench/datasets] [--write]
 
-``--data`` (files or directories, searched for ``*.hdf5``) supplies files that moved since the
-runs; without ``--write`` it only prints what it would record.
+(:func:`backfill`; ``--data``, files or directories searched for ``*.hdf5``, supplies files
+that moved since the runs; without ``--write`` it only prints what it would record).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
@@ -41,15 +39,15 @@ class IdentityResolver:
     path a run recorded. A file is used only when its sha256 is the recorded one."""
 
     def __init__(self, candidates: Iterable[str] = ()):
-        self._known: Dict[str, Optional[str]] = {}  # sha256 -> identity (None: not at hand)
+        self._known: Dict[str, str] = {}  # sha256 -> identity
         self._where: Dict[str, str] = {}
         self._file_sha: Dict[str, Optional[str]] = {}
         self._candidates = list(_dataset_files(candidates))
 
     def learn(self, sha256: str, identity: str) -> None:
         """Record that the file with `sha256` holds the data `identity` (from a run)."""
-        if sha256 and identity and self._known.get(sha256) is None:
-            self._known[sha256] = identity
+        if sha256 and identity:
+            self._known.setdefault(sha256, identity)
 
     def where(self, sha256: str) -> str:
         """The file an identity was recomputed from ('' if it came from a run's record)."""
@@ -66,15 +64,15 @@ class IdentityResolver:
                 self._file_sha[path] = None
         return self._file_sha[path]
 
-    def resolve(self, sha256: str, path: str = "") -> Optional[str]:
-        """The identity of the data whose file had `sha256`, or None when no file is at hand."""
+    def resolve(self, sha256: str, paths: Sequence[str] = ()) -> Optional[str]:
+        """The identity of the data whose file had `sha256` (the runs recorded it at `paths`),
+        or None when no such file is at hand."""
         if sha256 in self._known:
             return self._known[sha256]
         from spin_bench.data.dataset import identity_of_file
         from spin_bench.data.schema import DatasetError
 
-        self._known[sha256] = None
-        for p in ([path] if path else []) + self._candidates:
+        for p in [p for p in paths if p] + self._candidates:
             if not os.path.isfile(p) or self._sha_of(p) != sha256:
                 continue
             try:
@@ -99,6 +97,16 @@ def _dataset_files(candidates: Iterable[str]) -> Iterable[str]:
             yield c
 
 
+def _paths_by_sha(pairs: Iterable[Tuple[str, str]]) -> Dict[str, List[str]]:
+    """sha256 -> every dataset path the runs with that sha256 recorded (sorted, unique)."""
+    out: Dict[str, set] = {}
+    for sha, path in pairs:
+        out.setdefault(sha, set())
+        if path:
+            out[sha].add(path)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def resolve_run_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str],
                            resolver: Optional[IdentityResolver] = None
                            ) -> Tuple[pd.Series, Dict[str, str]]:
@@ -107,13 +115,15 @@ def resolve_run_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str],
     resolver = resolver or IdentityResolver()
     for sha, ident in zip(runs["dataset_sha256"], runs["dataset_identity"]):
         resolver.learn(sha, ident)
+    paths = _paths_by_sha(zip(runs["dataset_sha256"],
+                              (dataset_paths.get(d, "") for d in runs["run_dir"])))
     identities, how = [], {}
     for idx, r in runs.iterrows():
         if r["dataset_identity"]:
             identities.append(r["dataset_identity"])
             how[r["run_dir"]] = "recorded"
             continue
-        found = resolver.resolve(r["dataset_sha256"], dataset_paths.get(r["run_dir"], ""))
+        found = resolver.resolve(r["dataset_sha256"], paths[r["dataset_sha256"]])
         identities.append(found or "")
         where = resolver.where(r["dataset_sha256"])
         how[r["run_dir"]] = ("unverifiable" if found is None else
@@ -161,7 +171,7 @@ def check_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str], notes
                               f"({', '.join(sorted(s[:12] for s in shas))}) and no such file is at "
                               f"hand: data identity unverifiable, kept ("
                               f"{', '.join(sorted(unknown['run_dir']))}); backfill with "
-                              f"python -m spin_bench.analysis.identities --data=DATA_DIR --write")
+                              f"python -m spin_bench.identities --data=DATA_DIR --write")
     return runs[~runs["run_dir"].isin(drop)], excluded
 
 
@@ -186,12 +196,15 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
     for s in summaries.values():
         if isinstance(s, dict):
             resolver.learn(str(s.get("dataset_sha256") or ""), str(s.get("dataset_identity") or ""))
+    summaries = {d: s for d, s in summaries.items() if isinstance(s, dict)}
+    paths = _paths_by_sha((str(s.get("dataset_sha256") or ""), str(s.get("dataset_path") or ""))
+                          for s in summaries.values())
     rows = []
     for d, s in sorted(summaries.items()):
-        if not isinstance(s, dict) or s.get("dataset_identity") or not s.get("dataset_sha256"):
+        if s.get("dataset_identity") or not s.get("dataset_sha256"):
             continue
         sha = str(s["dataset_sha256"])
-        identity = resolver.resolve(sha, str(s.get("dataset_path") or ""))
+        identity = resolver.resolve(sha, paths[sha])
         source = resolver.where(sha) or ("another run with this sha256" if identity else "")
         rows.append({"run_dir": d, "dataset_sha256": sha, "dataset_identity": identity or "",
                      "source": source or "unverifiable: no file with this sha256 at hand"})
@@ -200,44 +213,3 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
             s[BACKFILL_KEY] = source
             atomic_write_json(os.path.join(d, "summary.json"), s)
     return rows
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from spin_bench.analysis.loading import find_run_dirs
-    from spin_bench.analysis.notes import AnalysisError
-    from spin_bench.cli import OneLineArgumentParser
-
-    prog = "spin_bench.analysis.identities"
-    p = OneLineArgumentParser(prog=f"python -m {prog}", error_name=prog,
-                              description=__doc__.split("\n\n")[0],
-                              epilog=__doc__.split("\n\n", 1)[1],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results_dir", required=True, action="append",
-                   help="directory (or glob) holding run directories; may be repeated")
-    p.add_argument("--data", action="append", default=[],
-                   help="dataset file or directory (searched for *.hdf5); may be repeated")
-    p.add_argument("--write", action="store_true",
-                   help="record the identities in summary.json (default: only print them)")
-    args = p.parse_args(argv)
-    missing = [d for d in args.data if not os.path.exists(os.path.expanduser(d))]
-    if missing:
-        sys.stderr.write(f"{prog}: error: --data {missing[0]}: no such file or directory\n")
-        return 2
-    try:
-        run_dirs = find_run_dirs(args.results_dir)
-    except AnalysisError as e:
-        sys.stderr.write(f"{prog}: error: --results_dir {e}\n")
-        return 2
-    rows = backfill(run_dirs, args.data, write=args.write)
-    for r in rows:
-        print(f"{r['run_dir']}\t{r['dataset_sha256'][:12]}\t"
-              f"{r['dataset_identity'] or '-'}\t{r['source']}")
-    found = sum(bool(r["dataset_identity"]) for r in rows)
-    print(f"{len(run_dirs)} run directories, {len(rows)} without an identity: {found} "
-          f"{'recorded' if args.write else 'found (pass --write to record them)'}, "
-          f"{len(rows) - found} unverifiable", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
