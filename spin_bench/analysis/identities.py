@@ -141,9 +141,13 @@ def check_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str], notes
     if runs.empty:
         return runs, []
     runs["dataset_identity"], how = resolve_run_identities(runs, dataset_paths)
+    recomputed: Dict[str, List[str]] = {}
     for run_dir, h in sorted(how.items()):
         if h.startswith("recomputed"):
-            notes.info("dataset", f"{run_dir}: recorded only the file sha256; data identity {h}")
+            recomputed.setdefault(h, []).append(run_dir)
+    for h, dirs in sorted(recomputed.items()):
+        notes.info("dataset", f"{len(dirs)} run(s) recorded only the file sha256; data identity "
+                              f"{h} ({', '.join(dirs)})")
     excluded: List[Dict[str, str]] = []
     drop = set()
     for dataset_id, grp in runs.groupby("dataset_id", sort=True):
