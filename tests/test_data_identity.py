@@ -120,7 +120,7 @@ def _generate(cwd: Path, out: Path) -> None:
     env.pop("SOURCE_DATE_EPOCH", None)
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.datagen", "generate", "--task=finger-spin",
-         "--level=medium-expert", "--num_transitions=2000", f"--out={out}", "--num_workers=1",
+         "--level=medium-expert", "--num_transitions=1000", f"--out={out}", "--num_workers=1",
          "--num_envs=2", "--no_progress"], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -137,4 +137,4 @@ def test_two_generations_in_separate_processes_give_the_same_bytes(tmp_path):
     a, b = (load_dataset(f) for f in files)
     assert a.identity == b.identity and a.sha256 == b.sha256 == read_sidecar(files[1])
     assert files[0].read_bytes() == files[1].read_bytes()
-    assert a.attrs["mixture"] == {"medium": 1000, "expert": 1000}
+    assert a.attrs["mixture"] == {"medium": 500, "expert": 500}
