@@ -47,6 +47,18 @@ def fsync_dir(path: PathLike) -> None:
         os.close(fd)
 
 
+def remove_stale_temps(directory: PathLike) -> list:
+    """Delete the temp files (``.<name>.*.tmp``) that writers killed mid-write left in
+    `directory`; returns their paths. Call only while no other process writes there."""
+    removed = []
+    for entry in os.scandir(os.fspath(directory)):
+        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(entry.path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: PathLike) -> Iterator[Path]:
     """Yield a temp path next to `path`; on a clean exit fsync it and rename it onto `path`.

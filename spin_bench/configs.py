@@ -3,6 +3,7 @@ with clear errors, and the operative config (gin does not save it for you)."""
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import gin
@@ -62,3 +63,11 @@ def query(name: str, default=None):
 def config_str() -> str:
     """Every binding in effect (gin.config_str), for operative_config.gin and run ids."""
     return gin.config_str()
+
+
+_GIN_CALL_SUFFIX = re.compile(r"\s*In call to configurable '[^']*' \(<[^>]*>\)")
+
+
+def error_line(e: BaseException) -> str:
+    """An exception as one line, without gin's "In call to configurable ..." suffix."""
+    return " ".join(_GIN_CALL_SUFFIX.sub("", str(e)).split())

@@ -7,7 +7,9 @@ metrics.csv, TensorBoard events, summary.json, checkpoint.pt and COMPLETE when d
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import warnings
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -30,36 +32,77 @@ def default_run_dir(results_dir: str, exp, seed: int) -> str:
                         exp.scale, f"seed_{seed}")
 
 
+def _on_sigterm(signum, frame):
+    from spin_bench.train.experiment import RunInterrupted
+
+    raise RunInterrupted(signal.Signals(signum).name)
+
+
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        print(f"spin_bench.run: error: unexpected arguments: {argv[1:]}", file=sys.stderr)
+        return 2
+    warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)  # gin.torch import noise
     from spin_bench import configs
-    from spin_bench.train.experiment import Experiment, prepare, resolve_device, run_experiment
+    from spin_bench.cli import directory_problem
+    from spin_bench.data.schema import DatasetError
+    from spin_bench.safe_load import UnreadableFileError, UnsafeFileError
+    from spin_bench.train.experiment import (Experiment, RunDirError, check_inputs, prepare, resolve_device,
+                                             run_experiment)
+    from spin_bench.train.identity import RunMismatchError
     from spin_bench.train.trainer import Schedule
 
+    # One validation pass before anything is written or computed: bindings, types, schedule,
+    # device, directories, whether the cell's data can be obtained.
     try:
         if not FLAGS.gin_file:
             raise configs.ConfigError("--gin_file is required (e.g. gin/experiments/cpu/cheetah-run/medium-expert/spin_iql.gin)")
         configs.parse(FLAGS.gin_file, FLAGS.gin_bindings, finalize=False)
         device = resolve_device(FLAGS.device)
-        exp, _ = Experiment(), Schedule()  # validate required bindings now, before any work
+        exp, schedule = Experiment(), Schedule()  # validate required bindings now, before any work
         import gin
         gin.finalize()
+        if FLAGS.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {FLAGS.seed}")
+        check_inputs(exp, schedule)
+        if not FLAGS.prepare_only:
+            problem = directory_problem(FLAGS.run_dir or FLAGS.results_dir,
+                                        "--run_dir" if FLAGS.run_dir else "--results_dir")
+            if problem:
+                raise ValueError(problem)
     except (configs.ConfigError, ValueError, TypeError, RuntimeError) as e:
-        print(f"spin_bench.run: error: {e}", file=sys.stderr)
+        print(f"spin_bench.run: error: {configs.error_line(e)}", file=sys.stderr)
         return 2
-    if FLAGS.prepare_only:
-        print(prepare(FLAGS.seed, device))
-        return 0
-    run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp, FLAGS.seed)
-    summary = run_experiment(run_dir, FLAGS.seed, device, resume=FLAGS.resume, config=configs.config_str())
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if FLAGS.prepare_only:
+            print(prepare(FLAGS.seed, device))
+            return 0
+        run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp, FLAGS.seed)
+        summary = run_experiment(run_dir, FLAGS.seed, device, resume=FLAGS.resume, config=configs.config_str())
+    except KeyboardInterrupt as e:
+        name = str(e) or "SIGINT"
+        print(f"spin_bench.run: interrupted ({name}); continue with the same command and --resume", file=sys.stderr)
+        return 128 + int(getattr(signal, name, signal.SIGINT))
+    except (UnsafeFileError, UnreadableFileError, RunDirError, RunMismatchError, DatasetError) as e:  # bad input
+        print(f"spin_bench.run: error: {configs.error_line(e)}", file=sys.stderr)
+        return 2
     print(f"{run_dir}: final return {summary['final_return']:.1f} "
           f"(normalised {summary.get('final_normalized_score')}) after {summary['num_steps']} steps")
     return 0
 
 
+def _parse_flags(argv):
+    """absl's flag parsing with a one-line error and exit status 2 (absl exits 1)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        sys.stderr.write(f"spin_bench.run: error: {e} (see --helpshort)\n")
+        sys.exit(2)
+
+
 def run():
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from spin_bench.cli import directory_problem
 from spin_bench.sweeps.executors import describe_returncode, make_executor
 from spin_bench.sweeps.launch import BUSY
 from spin_bench.atomic import atomic_write_text
@@ -244,6 +245,17 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
         raise SweepError(f"--workers must be >= 1, got {workers}")
     if cpus_per_run < 0 or gpus_per_run < 0:
         raise SweepError("--cpus_per_run and --gpus_per_run must be >= 0")
+    if device not in ("auto", "cpu", "cuda"):
+        raise SweepError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if executor == "local":  # ray runs on the cluster's nodes: their devices are checked there
+        from spin_bench.train.experiment import resolve_device
+        try:
+            resolve_device(device)
+        except ValueError as e:
+            raise SweepError(str(e)) from None
+    problem = directory_problem(sweep_dir, "--sweep_dir")
+    if problem:
+        raise SweepError(problem)
     sweep_dir = os.path.abspath(sweep_dir)
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(gin_files, sweep_bindings)
@@ -251,12 +263,25 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
         archive_dir = os.path.abspath(archive_dir)
         if os.path.exists(archive_dir) and not os.path.isdir(archive_dir):
             raise SweepError(f"--archive_dir {archive_dir} exists and is not a directory")
-    runs = plan_runs(sweep, sweep_dir, run_bindings)
+    unavailable: list = []
+    runs = plan_runs(sweep, sweep_dir, run_bindings, unavailable=unavailable)
     states = {r.name: r.state(archive_dir) for r in runs}
     pending = [r for r in runs if states[r.name] != "complete"]
+    # cells whose data cannot be obtained matter only for runs still to do
+    no_data = [(cell, [n for n in names if states[n] != "complete"], msg) for cell, names, msg in unavailable]
+    no_data = [(cell, names, msg) for cell, names, msg in no_data if names]
+    if no_data and not dry_run:
+        raise SweepError(f"sweep {sweep.name}: no data for {sum(len(n) for _, n, _ in no_data)} run(s) in "
+                         f"{len(no_data)} cell(s) ({', '.join(c for c, _, _ in no_data)}); first: {no_data[0][2]}")
     jobs = build_jobs(pending, sweep_dir, device, prepare)
     if dry_run:
         log(dry_run_listing(sweep, runs, sweep_dir, jobs, archive_dir))
+        if no_data:
+            for cell, names, msg in no_data:
+                log(f"  NO DATA for {len(names)} run(s): {msg}")
+            raise SweepError(f"sweep {sweep.name}: no data for {sum(len(n) for _, n, _ in no_data)} of the "
+                             f"{len(runs)} planned runs ({', '.join(c for c, _, _ in no_data)}): they would "
+                             f"fail; the NO DATA lines above say how to get it")
         counts = {"new": sum(s == "new" for s in states.values()),
                   "resume": sum(s == "partial" for s in states.values()),
                   "skipped": sum(s == "complete" for s in states.values())}

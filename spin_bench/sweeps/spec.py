@@ -298,10 +298,14 @@ def identity_config() -> str:
     return configs.config_str()
 
 
-def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = ()) -> List[RunSpec]:
+def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
+              unavailable: Optional[list] = None) -> List[RunSpec]:
     """Expand the sweep into runs; every run's configuration is parsed and validated (the same
-    checks the runner does before any work), so a bad cell fails the sweep before it starts."""
-    from spin_bench.train.experiment import Experiment
+    checks the runner does before any work, whether its data can be obtained included), so a
+    bad cell fails the sweep before it starts. Cells without data raise SweepError naming them
+    all, or, with `unavailable` (a list), are appended to it as (cell, run names, message) and
+    planned (the runner refuses only those still to run)."""
+    from spin_bench.train.experiment import DataUnavailableError, Experiment, check_inputs
     from spin_bench.train.trainer import Schedule
 
     sweep_dir = os.path.abspath(sweep_dir)
@@ -312,6 +316,8 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = ()) 
         raise SweepError(f"sweep {sweep.name}: {len(missing)} experiment file(s) missing, e.g. {missing[0]} "
                          f"(scale {sweep.scale!r}; see python -m spin_bench.gin_experiments)")
     runs: List[RunSpec] = []
+    no_data: Dict[str, Tuple[str, List[str]]] = {}  # cell -> (what is missing and how to get it, run names)
+    lacking = None
     try:
         for task, level, method, algo, (vname, vbindings) in cells:
             rel = experiment_file(sweep.scale, task, level, method, algo)
@@ -319,14 +325,20 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = ()) 
             where = f"{rel}" + (f" (variant {vname})" if vname else "")
             try:
                 configs.parse([os.path.join(configs.REPO_ROOT, rel)], bindings, finalize=False)
-                exp, _ = Experiment(), Schedule()
+                exp, schedule = Experiment(), Schedule()
+                try:
+                    check_inputs(exp, schedule)
+                    lacking = None
+                except DataUnavailableError as e:
+                    lacking = f"{exp.task} {exp.level} (bins {exp.bins})"
+                    no_data.setdefault(lacking, (configs.error_line(e), []))
                 asm_cfg = None
                 if exp.method == "spin":
                     asm_cfg = {"pretrain_asm": gin.get_bindings("pretrain_asm"),
                                "ActionStructureModel": gin.get_bindings("ActionStructureModel")}
                 config = identity_config()
             except (configs.ConfigError, ValueError, TypeError, RuntimeError) as e:
-                raise SweepError(f"sweep {sweep.name}: invalid run configuration {where}: {e}") from None
+                raise SweepError(f"sweep {sweep.name}: invalid run configuration {where}: {configs.error_line(e)}") from None
             bins = exp.bins if isinstance(exp.bins, int) else list(exp.bins)
             dataset = {"task": exp.task, "bins": bins, "level": exp.level, "num_transitions": exp.num_transitions,
                        "dataset_path": exp.dataset_path, "data_dir": exp.data_dir}
@@ -334,6 +346,8 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = ()) 
             for seed in sweep.seeds:
                 rid = run_id(config, seed)
                 name = f"{task}-{level}-{method}_{algo}" + (f"-{vname}" if vname else "") + f"-s{seed}-{rid[:8]}"
+                if lacking is not None:
+                    no_data[lacking][1].append(name)
                 runs.append(RunSpec(
                     name=name, run_id=rid, run_dir=os.path.join(sweep_dir, RUNS_SUBDIR, name), scale=sweep.scale,
                     task=task, level=level, method=method, algo=algo, variant=vname, seed=int(seed), gin_file=rel,
@@ -341,6 +355,12 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = ()) 
                     asm_key=None if asm_cfg is None else _key({"dataset": dataset, "seed": int(seed), "asm": asm_cfg})))
     finally:
         gin.clear_config()
+    if no_data:
+        if unavailable is None:
+            total = sum(len(names) for _, names in no_data.values())
+            raise SweepError(f"sweep {sweep.name}: no data for {total} run(s) in {len(no_data)} cell(s) "
+                             f"({', '.join(no_data)}); first: {next(iter(no_data.values()))[0]}")
+        unavailable.extend((cell, names, msg) for cell, (msg, names) in no_data.items())
     dup = [n for n, c in _counts(r.run_id for r in runs).items() if c > 1]
     if dup:
         raise SweepError(f"sweep {sweep.name}: two runs have the same configuration and seed "

@@ -12,12 +12,13 @@ import numpy as np
 import torch
 
 from spin_bench.algos import ALGORITHMS
-from spin_bench.envs import normalise_bins, reference_returns
+from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
+from spin_bench.cli import check_path_component, directory_problem
+from spin_bench.envs import BENCHMARK_TASKS, LEVELS, normalise_bins, reference_returns
 from spin_bench.envs.registry import ReferenceReturns
-from spin_bench.train import provenance
-from spin_bench.atomic import atomic_write_json, atomic_write_text
+from spin_bench.train import identity, provenance
 from spin_bench.train.evaluation import Evaluator
-from spin_bench.train.trainer import Schedule, final_score, train
+from spin_bench.train.trainer import CHECKPOINT, Schedule, final_score, load_checkpoint, train
 
 METHODS = ("spin", "saint", "f", "ar")
 COMPLETE = "COMPLETE"
@@ -35,17 +36,49 @@ class Experiment:
                  data_dir: Optional[str] = None,
                  asm_cache_dir: Optional[str] = None, num_threads: Optional[int] = 1,
                  eval_workers: int = 0):
+        if task not in BENCHMARK_TASKS:
+            raise ValueError(f"Experiment.task must be one of {sorted(BENCHMARK_TASKS)}, got {task!r}")
+        if level not in LEVELS:
+            raise ValueError(f"Experiment.level must be one of {list(LEVELS)}, got {level!r}")
         if method not in METHODS:
             raise ValueError(f"Experiment.method must be one of {list(METHODS)}, got {method!r}")
         if algo not in ALGORITHMS:
             raise ValueError(f"Experiment.algo must be one of {sorted(ALGORITHMS)}, got {algo!r}")
+        check_path_component("Experiment.scale", scale)
+        try:
+            normalise_bins(bins, BENCHMARK_TASKS[task].num_actions)
+        except ValueError as e:
+            raise ValueError(f"Experiment.bins: {e} ({task} has {BENCHMARK_TASKS[task].num_actions} sub-actions)") from None
+        if num_transitions is not None and (isinstance(num_transitions, bool) or not isinstance(num_transitions, int)
+                                            or num_transitions < 1):
+            raise ValueError(f"Experiment.num_transitions must be a positive integer or None, got {num_transitions!r}")
         if dataset_source not in ("generated", "published"):
             raise ValueError(f"Experiment.dataset_source must be 'generated' or 'published', got {dataset_source!r}")
+        for name, value in (("dataset_path", dataset_path), ("data_dir", data_dir), ("asm_cache_dir", asm_cache_dir)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"Experiment.{name} must be a path (a non-empty string) or None, got {value!r}")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                        or num_threads < 1):
+            raise ValueError(f"Experiment.num_threads must be a positive integer or None, got {num_threads!r}")
+        if isinstance(eval_workers, bool) or not isinstance(eval_workers, int) or eval_workers < 0:
+            raise ValueError(f"Experiment.eval_workers must be an integer >= 0, got {eval_workers!r}")
         self.task, self.level, self.method, self.algo, self.scale = task, level, method, algo, scale
         self.dataset_source = dataset_source
         self.bins, self.num_transitions = bins, num_transitions
         self.dataset_path, self.data_dir, self.asm_cache_dir = dataset_path, data_dir, asm_cache_dir
         self.num_threads, self.eval_workers = num_threads, eval_workers
+
+
+class RunDirError(ValueError):
+    """The run directory cannot take this run (it holds another, or is not a directory)."""
+
+
+class DataUnavailableError(ValueError):
+    """The cell's data is neither there nor obtainable here; the message says how to get it."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run; it was recorded as `interrupted` and can be resumed."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,6 +94,47 @@ def resolve_device(name: str) -> torch.device:
 
 def default_asm_cache_dir() -> str:
     return os.environ.get("SPIN_BENCH_ASM_CACHE", os.path.join(os.path.expanduser("~"), ".spin_bench", "asm_cache"))
+
+
+def check_inputs(exp: Experiment, schedule: Schedule) -> None:
+    """The checks that need more than the bindings: the schedule's final_k, the directories and
+    whether the cell's data can be obtained. ValueError (one line) naming what is wrong and,
+    for missing data, how to get it. Reads nothing but file names; writes nothing."""
+    from spin_bench.data import DatasetStore, dataset_id
+    from spin_bench.data.datagen import generated_store, missing_policies
+    from spin_bench.data.schema import is_dataset_id
+
+    schedule.check_final_k()
+    store = DatasetStore(exp.data_dir)
+    for what, path in (("Experiment.data_dir", store.root),
+                       ("Experiment.asm_cache_dir", exp.asm_cache_dir if exp.method == "spin" else None)):
+        problem = directory_problem(path, what) if path is not None else None
+        if problem:
+            raise ValueError(problem)
+    cell = f"{exp.task} {exp.level} (bins {exp.bins})"
+    if exp.dataset_path:
+        if os.path.isfile(exp.dataset_path):
+            return
+        if is_dataset_id(exp.dataset_path) and store.find(exp.dataset_path) is not None:
+            return
+        raise DataUnavailableError(f"Experiment.dataset_path {exp.dataset_path!r}: no such file (nor a dataset id in the "
+                         f"store {store.root}; see python -m spin_bench.data list --data_dir={store.root})")
+    ds_id = dataset_id(exp.task, exp.level, exp.bins)
+    bins_flag = exp.bins if isinstance(exp.bins, int) else ",".join(str(b) for b in exp.bins)
+    import_cmd = (f"python -m spin_bench.data import --source=DIR --task={exp.task} --level={exp.level} "
+                  f"--bins={bins_flag} --data_dir={store.root} (DIR: the published dmc_datasets files)")
+    if exp.dataset_source == "published":
+        if store.find(ds_id) is None:
+            raise DataUnavailableError(f"no data for {cell}: the published dataset {ds_id} is not in the store {store.root}; "
+                             f"import it first: {import_cmd}")
+        return
+    missing = missing_policies(exp.task, exp.level, exp.bins)
+    if missing and generated_store(exp.data_dir, exp.num_transitions, 0, exp.level).find(ds_id) is None:
+        raise DataUnavailableError(
+            f"no data for {cell}: no shipped behaviour policies ({missing[0]} is missing) to generate it from, "
+            f"and no generated file in {store.root / 'generated'}; use the published datasets: {import_cmd}, "
+            f"then run with --gin_bindings=\"Experiment.dataset_source='published'\" (or train behaviour "
+            f"policies: python -m spin_bench.datagen train --task={exp.task}, then datagen export)")
 
 
 def _dataset(exp: Experiment, seed: int):
@@ -130,10 +204,23 @@ def _bins(exp: Experiment, dataset) -> list:
     return [int(b) for b in normalise_bins(exp.bins, dataset.actions.shape[1])]
 
 
+def _read_summary(run_dir: str) -> dict:
+    path = os.path.join(run_dir, SUMMARY)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        return doc
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path}: unreadable ({e}); the run cannot be resumed (use another --run_dir)") from None
+
+
 def prepare(seed: int, device: torch.device) -> dict:
     """The shared inputs of the configured Experiment, made once: the dataset (generated on
     first use) and, for SPIN, the cached ASM pre-training. Sweeps call this before runs."""
     exp = Experiment()
+    check_inputs(exp, Schedule())
     dataset = _dataset(exp, seed)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
@@ -151,17 +238,52 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
     values the run actually used, defaults included) as operative_config.gin."""
     exp = Experiment()
     schedule = Schedule()
-    os.makedirs(run_dir, exist_ok=True)
-    if os.path.exists(os.path.join(run_dir, COMPLETE)) and resume:
-        with open(os.path.join(run_dir, SUMMARY)) as f:
-            return json.load(f)
-    if not resume and os.path.exists(os.path.join(run_dir, "checkpoint.pt")):
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it "
-                              f"or choose another --run_dir")
+    check_inputs(exp, schedule)
+    if config is None:
+        from spin_bench import configs
+        config = configs.config_str()
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise RunDirError(f"run directory {run_dir} is a file, not a directory")
+    problem = directory_problem(run_dir, "run directory")
+    if problem:
+        raise RunDirError(problem)
+    ckpt_path, complete_path = os.path.join(run_dir, CHECKPOINT), os.path.join(run_dir, COMPLETE)
+    holds_run = os.path.exists(ckpt_path) or os.path.exists(complete_path)
+    if holds_run and not resume:
+        raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run_dir")
+    new_identity = identity.identity(config, seed)
+    old_identity = identity.recorded(run_dir) if resume else None
+    identity.check(run_dir, old_identity, new_identity)  # config and seed, before anything is touched
+    state, done = None, None
+    if resume and os.path.exists(complete_path):
+        done = _read_summary(run_dir)
+        reached = int(done.get("num_steps") or 0)
+        if schedule.num_steps == reached:
+            return done
+        if schedule.num_steps < reached:
+            raise RunDirError(f"refusing to resume {run_dir}: it is complete at {reached} steps and "
+                              f"Schedule.num_steps = {schedule.num_steps} is smaller (its evaluations past the "
+                              f"new end would make the final score); nothing was changed (use another --run_dir)")
+    if resume and os.path.exists(ckpt_path):
+        state = load_checkpoint(ckpt_path)  # refuses a file that would run code
+        if state["step"] > schedule.num_steps:
+            raise RunDirError(f"refusing to resume {run_dir}: its checkpoint is at step {state['step']}, past "
+                              f"Schedule.num_steps = {schedule.num_steps}; nothing was changed (resume with "
+                              f"num_steps >= {state['step']} or use another --run_dir)")
     if exp.num_threads and device.type == "cpu":
         torch.set_num_threads(exp.num_threads)
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+    dataset = _dataset(exp, seed)
+    new_identity["dataset_sha256"] = dataset.sha256
+    identity.check(run_dir, old_identity, new_identity)  # the data, still before anything is touched
+    os.makedirs(run_dir, exist_ok=True)
+    remove_stale_temps(run_dir)  # left by a process killed while writing
+    if old_identity is None or not os.path.exists(os.path.join(run_dir, identity.IDENTITY)):
+        identity.write(run_dir, new_identity)
+    if done is not None:  # a larger num_steps extends a complete run
+        os.unlink(complete_path)
 
     summary = {"status": "running", "error": None, "task": exp.task, "bins": exp.bins,
                "level": exp.level, "method": exp.method, "algo": exp.algo, "scale": exp.scale,
@@ -169,12 +291,10 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                "final_k": schedule.final_k, "versions": provenance.package_versions(),
                "git_commit": provenance.git_commit(),
                "spin_bench_version": provenance.package_versions()["spin_bench"]}
-    if config is not None:
-        atomic_write_text(os.path.join(run_dir, "config.gin"), config)
+    atomic_write_text(os.path.join(run_dir, "config.gin"), config)
     atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
     evaluator = None
     try:
-        dataset = _dataset(exp, seed)
         data = dataset.to_torch(device)
         obs_dim = dataset.observations.shape[1]
         bins = _bins(exp, dataset)
@@ -197,7 +317,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                               max_steps=schedule.eval_max_steps, num_workers=exp.eval_workers)
         rows = train(algo, data, evaluator, run_dir, schedule, seed, device,
                      normalise=ref.normalise if ref else None, pretrain_time_s=pretrain_time,
-                     resume=resume)
+                     resume=resume, checkpoint=state)
         final = final_score(rows, schedule.final_k)
         summary.update({
             "status": "complete", "pretrain_time_s": pretrain_time,
@@ -208,6 +328,10 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
         atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
         atomic_write_text(os.path.join(run_dir, COMPLETE), time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
         return summary
+    except KeyboardInterrupt as e:  # SIGINT, or SIGTERM turned into RunInterrupted by the CLI
+        summary.update({"status": "interrupted", "error": f"interrupted ({e or 'SIGINT'}); resume with --resume"})
+        atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
+        raise
     except Exception as e:  # NumericalError included: recorded, then re-raised
         summary.update({"status": "failed", "error": f"{type(e).__name__}: {e}"})
         atomic_write_json(os.path.join(run_dir, SUMMARY), summary)

@@ -23,10 +23,14 @@ import torch
 
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
+from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.train.graph_step import UpdateStep
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
+# What a training checkpoint holds (all tensors or plain Python values: it loads with
+# torch.load(weights_only=True), see spin_bench.safe_load).
+CHECKPOINT_KEYS = ("algo", "sampler_rng", "torch_rng", "cuda_rng", "step", "train_clock", "eval_clock", "rows")
 BASE_COLUMNS = ["step", "train_time_s", "eval_time_s", "return_mean", "return_std",
                 "normalized_score", "behaviour_nll"]
 
@@ -42,11 +46,34 @@ class Schedule:
     def __init__(self, num_steps: int = 1_000_000, batch_size: int = 256, eval_every: int = 5_000,
                  eval_episodes: int = 10, eval_max_steps: Optional[int] = None,
                  deterministic_eval: bool = False, final_k: int = 5, log_every: int = 1_000):
-        if num_steps < 1 or eval_every < 1 or batch_size < 1 or eval_episodes < 1:
-            raise ValueError("Schedule: num_steps, eval_every, batch_size and eval_episodes must be >= 1")
+        for name, value in (("num_steps", num_steps), ("batch_size", batch_size), ("eval_every", eval_every),
+                            ("eval_episodes", eval_episodes), ("final_k", final_k), ("log_every", log_every)):
+            _positive_int(f"Schedule.{name}", value)
+        if eval_max_steps is not None:
+            _positive_int("Schedule.eval_max_steps", eval_max_steps, "a positive integer or None")
+        if not isinstance(deterministic_eval, bool):
+            raise ValueError(f"Schedule.deterministic_eval must be True or False, got {deterministic_eval!r}")
         self.num_steps, self.batch_size, self.eval_every = num_steps, batch_size, eval_every
         self.eval_episodes, self.eval_max_steps = eval_episodes, eval_max_steps
         self.deterministic_eval, self.final_k, self.log_every = deterministic_eval, final_k, log_every
+
+    @property
+    def num_evaluations(self) -> int:
+        """Evaluations of the schedule: every `eval_every` steps and at the last step."""
+        return -(-self.num_steps // self.eval_every)
+
+    def check_final_k(self) -> None:
+        """ValueError unless 1 <= final_k <= the number of evaluations (the runner's check)."""
+        if self.final_k > self.num_evaluations:
+            raise ValueError(f"Schedule.final_k must be between 1 and the number of evaluations "
+                             f"({self.num_evaluations}: num_steps {self.num_steps}, eval_every "
+                             f"{self.eval_every}), got {self.final_k}")
+
+
+def _positive_int(name: str, value, expected: str = "a positive integer") -> None:
+    """ValueError naming the gin parameter unless `value` is an int >= 1 (bools are not ints)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 class DatasetSampler:
@@ -126,16 +153,20 @@ class _Progress:
 def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Callable,
           run_dir: str, schedule: Schedule, seed: int, device: torch.device,
           normalise: Optional[Callable[[float], float]] = None, pretrain_time_s: float = 0.0,
-          resume: bool = True, tensorboard: bool = True) -> List[dict]:
-    """Run (or resume) the schedule; returns the metrics rows (one per evaluation)."""
+          resume: bool = True, tensorboard: bool = True, checkpoint: Optional[dict] = None) -> List[dict]:
+    """Run (or resume) the schedule; returns the metrics rows (one per evaluation). `checkpoint`:
+    the run directory's checkpoint when the caller loaded it already (load_checkpoint)."""
     os.makedirs(run_dir, exist_ok=True)
     sampler = DatasetSampler(data, schedule.batch_size, seed)
     ckpt_path = os.path.join(run_dir, CHECKPOINT)
     rows: List[dict] = []
     step, train_clock, eval_clock = 0, float(pretrain_time_s), 0.0
-    if resume and os.path.exists(ckpt_path):
+    if resume and (checkpoint is not None or os.path.exists(ckpt_path)):
         # CPU first: the loaders copy onto the live modules' devices; RNG states must stay on the CPU.
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        state = checkpoint if checkpoint is not None else load_checkpoint(ckpt_path)
+        if state["step"] > schedule.num_steps:
+            raise ValueError(f"{ckpt_path}: the run is at step {state['step']}, past Schedule.num_steps = "
+                             f"{schedule.num_steps}; resume it with num_steps >= {state['step']} or start a new run")
         algo.load_full_state_dict(state["algo"])
         sampler.generator.set_state(state["sampler_rng"].cpu())  # generator states live on the CPU
         torch.set_rng_state(state["torch_rng"])
@@ -200,13 +231,30 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
                 "algo": algo.full_state_dict(), "sampler_rng": sampler.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "step": step, "train_clock": train_clock, "eval_clock": eval_clock, "rows": rows,
+                "step": step, "train_clock": train_clock, "eval_clock": eval_clock, "rows": _plain(rows),
             }, ckpt_path)
     finally:
         progress.close()
         if writer is not None:
             writer.close()
     return rows
+
+
+def _plain(rows: List[dict]) -> List[dict]:
+    """Metrics rows as plain Python values (numpy scalars -> float), loadable with weights_only."""
+    return [{k: v if v is None or isinstance(v, (bool, int, str)) and not isinstance(v, np.generic) else float(v)
+             for k, v in row.items()} for row in rows]
+
+
+def load_checkpoint(path: str) -> dict:
+    """A training checkpoint, loaded onto the CPU without running code (spin_bench.safe_load);
+    a file that is not one raises UnreadableFileError naming it."""
+    state = load_torch_file(path, "training checkpoint", map_location="cpu")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
+    if missing or not isinstance(state["rows"], list) or not isinstance(state["step"], int):
+        raise UnreadableFileError(f"{path}: not a spin_bench training checkpoint "
+                                  f"(lacks {', '.join(missing) or 'well-formed step/rows'})")
+    return state
 
 
 def _check_finite(loss_sums: Dict[str, torch.Tensor], step: int) -> None:

@@ -1,0 +1,128 @@
+"""What defines a run, recorded in its directory so that ``--resume`` continues only that run.
+
+``run_identity.json`` holds the run's configuration (every gin binding in effect, as
+``configs.config_str()`` writes it, one entry per binding) minus what may legitimately change
+between a run's launches (:data:`MAY_CHANGE_ON_RESUME`: where things are, thread counts,
+logging, and ``Schedule.num_steps``, which the runner checks itself), the seed and the
+dataset's sha256.  A resume whose identity differs in anything else is refused with a one-line
+diff before anything in the directory is touched.
+
+Run directories written before this record existed are recognised by their ``config.gin``
+and ``summary.json`` (what the runner always wrote first): their identity is rebuilt from
+those on the first resume and then recorded.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+from spin_bench.atomic import atomic_write_json
+
+IDENTITY = "run_identity.json"
+IDENTITY_FORMAT = 1
+# Bindings a resumed run may change: locations (the data is identified by its sha256),
+# performance knobs and logging; Schedule.num_steps is checked by the runner (a larger one
+# extends the run, a smaller one than the run reached is refused).
+MAY_CHANGE_ON_RESUME = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Experiment.dataset_path",
+                        "Experiment.num_threads", "Experiment.eval_workers", "Schedule.log_every",
+                        "Schedule.num_steps")
+
+
+class RunMismatchError(ValueError):
+    """--resume of a run directory with a different run (nothing was touched)."""
+
+
+def bindings_of(config_text: str) -> Dict[str, str]:
+    """``{'Selector.param' or 'MACRO': value}`` of a gin ``config_str`` text; whitespace in a
+    value (gin wraps long values over several lines) is normalised."""
+    out: Dict[str, str] = {}
+    key: Optional[str] = None
+    for line in config_text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            key = None
+            continue
+        if line[0] in " \t" and key is not None:
+            out[key] += " " + line.strip()
+            continue
+        lhs, sep, rhs = line.partition("=")
+        if not sep:
+            key = None
+            continue
+        key = lhs.strip()
+        out[key] = rhs.strip()
+    return {k: " ".join(v.replace("\\", " ").split()) for k, v in out.items()}
+
+
+def identity(config_text: str, seed: int, dataset_sha256: Optional[str] = None) -> dict:
+    """The record of a run: configuration (minus MAY_CHANGE_ON_RESUME), seed, dataset sha256."""
+    config = {k: v for k, v in bindings_of(config_text).items() if k not in MAY_CHANGE_ON_RESUME}
+    return {"format": IDENTITY_FORMAT, "seed": int(seed), "dataset_sha256": dataset_sha256, "config": config}
+
+
+def recorded(run_dir: str) -> Optional[dict]:
+    """The identity recorded in `run_dir`: run_identity.json, else rebuilt from the config.gin
+    and summary.json an earlier version wrote; None when the directory records no run.
+    RunMismatchError when the record cannot be read (refuse rather than guess)."""
+    path = os.path.join(run_dir, IDENTITY)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+            if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+                raise ValueError("not a run identity record")
+            return doc
+        except (OSError, ValueError) as e:
+            raise RunMismatchError(f"{path}: unreadable run record ({e}); refusing to resume a run "
+                                   f"that cannot be identified (start a new run directory)") from None
+    config_path, summary_path = os.path.join(run_dir, "config.gin"), os.path.join(run_dir, "summary.json")
+    if not os.path.exists(config_path):
+        return None
+    try:
+        with open(config_path) as f:
+            text = f.read()
+        summary = {}
+        if os.path.exists(summary_path):
+            with open(summary_path) as f:
+                summary = json.load(f)
+        seed = summary.get("seed") if isinstance(summary, dict) else None
+        return identity(text, int(seed) if seed is not None else -1,
+                        summary.get("dataset_sha256") if isinstance(summary, dict) else None)
+    except (OSError, ValueError, TypeError) as e:
+        raise RunMismatchError(f"{run_dir}: unreadable config.gin/summary.json ({e}); refusing to resume a "
+                               f"run that cannot be identified (start a new run directory)") from None
+
+
+def differences(old: dict, new: dict) -> List[str]:
+    """What differs between two identities, one short phrase each ('X: a -> b')."""
+    out = []
+    if old.get("seed") not in (None, -1) and old.get("seed") != new.get("seed"):
+        out.append(f"seed: {old.get('seed')} -> {new.get('seed')}")
+    a, b = old.get("dataset_sha256"), new.get("dataset_sha256")
+    if a and b and a != b:
+        out.append(f"dataset sha256: {a[:12]} -> {b[:12]}")
+    oc, nc = old.get("config", {}), new.get("config", {})
+    for k in sorted(set(oc) | set(nc)):
+        if oc.get(k) != nc.get(k):
+            out.append(f"{k}: {_short(oc.get(k))} -> {_short(nc.get(k))}")
+    return out
+
+
+def check(run_dir: str, old: Optional[dict], new: dict) -> None:
+    """RunMismatchError with a one-line diff when `new` is not the run recorded as `old`."""
+    if old is None:
+        return
+    diff = differences(old, new)
+    if diff:
+        raise RunMismatchError(f"refusing to resume {run_dir}: it holds a different run ({'; '.join(diff)}); "
+                               f"nothing was changed (use another --run_dir for this configuration)")
+
+
+def write(run_dir: str, record: dict) -> None:
+    atomic_write_json(os.path.join(run_dir, IDENTITY), record)
+
+
+def _short(v: Optional[str]) -> str:
+    if v is None:
+        return "(unbound)"
+    return v if len(v) <= 60 else v[:57] + "..."
