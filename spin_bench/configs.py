@@ -18,7 +18,11 @@ class ConfigError(ValueError):
 
 def import_configurables() -> None:
     """Import every module that defines a @gin.configurable, so any file can bind them."""
-    import gin.torch.external_configurables  # noqa: F401  (optimisers)
+    import warnings
+
+    with warnings.catch_warnings():  # gin.torch registers torch's deprecated NLLLoss2d: noise
+        warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)
+        import gin.torch.external_configurables  # noqa: F401  (optimisers)
 
     import baselines.autoregressive  # noqa: F401
     import baselines.factorised  # noqa: F401

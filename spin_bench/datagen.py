@@ -17,17 +17,69 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_DIR = os.path.join(REPO_ROOT, "gin", "datagen")
 
 
-def _parse_gin(task, gin_files, gin_bindings):
-    import gin
+PROG = "spin_bench.datagen"
 
+
+class _BadInput(ValueError):
+    """A flag value the command refuses before any work."""
+
+
+def _parse_gin(task, gin_files, gin_bindings):
+    from spin_bench import configs
     from spin_bench.data import behaviour  # noqa: F401  (registers train_decqn)
 
-    gin.add_config_file_search_path(REPO_ROOT)
     files = list(gin_files or [])
     if not files:
         default = os.path.join(GIN_DIR, f"{task}.gin")
         files = [default if os.path.exists(default) else os.path.join(GIN_DIR, "base.gin")]
-    gin.parse_config_files_and_bindings(files, gin_bindings or [])
+    configs.parse(files, gin_bindings or [])
+
+
+def _check_args(args) -> None:
+    """One validation pass over the flags, before any work (raises _BadInput naming the flag)."""
+    from spin_bench.cli import directory_problem
+    from spin_bench.envs import BENCHMARK_TASKS, LEVELS
+
+    if args.task not in BENCHMARK_TASKS:
+        raise _BadInput(f"--task must be one of {sorted(BENCHMARK_TASKS)}, got {args.task!r}")
+    if getattr(args, "level", None) is not None and args.level not in (*LEVELS, "all"):
+        raise _BadInput(f"--level must be one of {[*LEVELS, 'all']}, got {args.level!r}")
+    for flag, low in (("bins", 2), ("num_transitions", 1), ("num_workers", 1), ("num_envs", 1),
+                      ("episodes", 1), ("seed", 0)):
+        value = getattr(args, flag, None)
+        if value is not None and value < low:
+            raise _BadInput(f"--{flag} must be >= {low}, got {value}")
+    for flag in ("data_dir", "out_dir", "run_dir"):
+        value = getattr(args, flag, None)
+        problem = directory_problem(value, f"--{flag}") if value else None
+        if problem:
+            raise _BadInput(problem)
+    out = getattr(args, "out", None)
+    if out and args.level == "all":
+        raise _BadInput("--out names one file: use it with a single --level, not --level=all")
+    if out:
+        if os.path.isdir(out):
+            raise _BadInput(f"--out {out} is a directory; --out names the dataset file to write")
+        problem = directory_problem(os.path.dirname(os.path.abspath(out)), "the directory of --out")
+        if problem:
+            raise _BadInput(problem)
+    resume_from = getattr(args, "resume_from", None)
+    if resume_from and not os.path.isfile(resume_from):
+        raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")
+    if args.command == "generate":
+        from spin_bench.data.datagen import DEFAULT_SIZES, missing_policies
+
+        for level in (DEFAULT_SIZES if args.level == "all" else [args.level]):
+            missing = missing_policies(args.task, level, args.bins)
+            if missing:
+                raise _BadInput(f"no shipped behaviour policy for {args.task} {level} (bins {args.bins}): "
+                                f"{missing[0]} is missing; train one with python -m spin_bench.datagen train "
+                                f"--task={args.task} and cut the levels with python -m spin_bench.datagen export "
+                                f"--task={args.task}, or import the published datasets (python -m spin_bench.data "
+                                f"import --help)")
+    if args.command == "export" and not os.path.isdir(args.run_dir or os.path.join("runs", "behaviour", args.task)):
+        raise _BadInput(f"--run_dir {args.run_dir or os.path.join('runs', 'behaviour', args.task)}: no such "
+                        f"behaviour-policy run directory (python -m spin_bench.datagen train makes one)")
 
 
 def cmd_train(args):
@@ -55,8 +107,6 @@ def cmd_generate(args):
     from spin_bench.data.datagen import DEFAULT_SIZES, generate_dataset
 
     levels = list(DEFAULT_SIZES) if args.level == "all" else [args.level]
-    if args.out and len(levels) > 1:
-        raise SystemExit("--out names one file: use it with a single --level")
     cache = {} if len(levels) > 1 else None  # levels share the medium/expert streams
     for level in levels:
         generate_dataset(args.task, level, bins=args.bins, num_transitions=args.num_transitions,
@@ -73,10 +123,12 @@ def cmd_references(args):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m spin_bench.datagen", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a DecQN behaviour policy (online)")
+    from spin_bench.cli import OneLineArgumentParser
+
+    p = OneLineArgumentParser(prog="python -m spin_bench.datagen", error_name=PROG, description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
+    t = sub.add_parser("train", error_name=PROG, help="train a DecQN behaviour policy (online)")
     t.add_argument("--task", required=True)
     t.add_argument("--gin_file", action="append", help="default gin/datagen/<task>.gin")
     t.add_argument("--gin_bindings", action="append", default=[])
@@ -87,14 +139,14 @@ def main(argv=None):
     t.add_argument("--no_progress", action="store_true")
     t.set_defaults(fn=cmd_train)
 
-    e = sub.add_parser("export", help="cut the levels (expert, medium) from a run's snapshots")
+    e = sub.add_parser("export", error_name=PROG, help="cut the levels (expert, medium) from a run's snapshots")
     e.add_argument("--task", required=True)
     e.add_argument("--run_dir", default=None, help="default runs/behaviour/<task>")
     e.add_argument("--out_dir", default=None, help="default spin_bench/policies/<task>")
     e.add_argument("--episodes", type=int, default=20)
     e.set_defaults(fn=cmd_export)
 
-    g = sub.add_parser("generate", help="roll the shipped policies into an HDF5 dataset")
+    g = sub.add_parser("generate", error_name=PROG, help="roll the shipped policies into an HDF5 dataset")
     g.add_argument("--task", required=True)
     g.add_argument("--level", required=True,
                    help="medium | expert | medium-expert | random-medium-expert | all")
@@ -110,15 +162,27 @@ def main(argv=None):
     g.add_argument("--no_progress", action="store_true")
     g.set_defaults(fn=cmd_generate)
 
-    r = sub.add_parser("references", help="measure expert/random reference returns")
+    r = sub.add_parser("references", error_name=PROG, help="measure expert/random reference returns")
     r.add_argument("--task", required=True)
     r.add_argument("--bins", type=int, default=3)
     r.add_argument("--episodes", type=int, default=50)
     r.add_argument("--dry_run", action="store_true", help="print, do not write the CSV")
     r.set_defaults(fn=cmd_references)
     args = p.parse_args(argv)
-    args.fn(args)
+    from spin_bench.configs import ConfigError, error_line
+    from spin_bench.safe_load import UnreadableFileError, UnsafeFileError
+
+    try:
+        _check_args(args)
+        args.fn(args)
+    except (_BadInput, ConfigError, UnsafeFileError, UnreadableFileError) as e:
+        sys.stderr.write(f"{PROG}: error: {error_line(e)}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

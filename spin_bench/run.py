@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import warnings
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -42,7 +41,6 @@ def main(argv):
     if len(argv) > 1:
         print(f"spin_bench.run: error: unexpected arguments: {argv[1:]}", file=sys.stderr)
         return 2
-    warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)  # gin.torch import noise
     from spin_bench import configs
     from spin_bench.cli import directory_problem
     from spin_bench.data.schema import DatasetError

@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from spin_bench import envs as _envs  # the simulator is imported on first use
+from spin_bench.atomic import atomic_torch_save
+from spin_bench.safe_load import load_torch_file
 from spin_bench.envs.spaces import normalise_bins
 
 SNAPSHOT_FORMAT = "spin_bench.decqn_snapshot.v1"
@@ -97,21 +99,14 @@ def save_snapshot(net: DecQNNetwork, path: str, **meta) -> None:
 
 def load_snapshot(path: str) -> DecQNNetwork:
     """Rebuild a DecQNNetwork from a snapshot file (weights only: weights_only=True)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != SNAPSHOT_FORMAT:
+    payload = load_torch_file(path, "DecQN snapshot")
+    if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ValueError(f"{path}: not a DecQN snapshot (format {payload.get('format')!r})")
     net = DecQNNetwork(**payload["spec"])
     net.load_state_dict(payload["state_dict"])
     net.eval()
     net.meta = payload.get("meta", {})
     return net
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- replay
@@ -284,7 +279,6 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     does not exist, from ``resume_from``), with ``replay.npz`` if present.
     """
     torch.set_num_threads(num_threads)
-    os.makedirs(os.path.join(out_dir, "snapshots"), exist_ok=True)
     ckpt_path = os.path.join(out_dir, "checkpoint.pt")
     replay_path = os.path.join(out_dir, "replay.npz")
     metrics_path = os.path.join(out_dir, "metrics.csv")
@@ -312,8 +306,8 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     warmup_until = learning_starts
     start_path = ckpt_path if os.path.exists(ckpt_path) else resume_from
     if resume and start_path and os.path.exists(start_path):
-        ck = torch.load(start_path, map_location="cpu", weights_only=False)
-        if ck.get("format") != CHECKPOINT_FORMAT:
+        ck = load_torch_file(start_path, "DecQN checkpoint")  # tensors and plain values only
+        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{start_path}: not a DecQN checkpoint")
         if ck["task"] != task or list(ck["bins"]) != [int(b) for b in bins_arr]:
             raise ValueError(f"{start_path}: checkpoint is for {ck['task']} bins {ck['bins']}, "
@@ -340,6 +334,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
               f"(replay {'loaded' if loaded else 'refilling for %d steps' % learning_starts})")
     elif resume:
         print(f"[decqn] no checkpoint in {out_dir}: starting fresh")
+    os.makedirs(os.path.join(out_dir, "snapshots"), exist_ok=True)  # after the checkpoint was accepted
     _write_metrics(metrics_path, metrics)
 
     collector = NStepCollector(task, bins_arr, num_envs, n_step, gamma, seed,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spin_bench.atomic import atomic_torch_save
+from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.models.common import SlotHeads, adam_kwargs, apply_bins_mask, as_bins, bins_mask
 from spin_bench.models.transformer import StateEncoder, TransformerEncoder, transformer_config
 
@@ -193,7 +194,9 @@ class ASMCheckpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ASMCheckpoint":
         """Load with ``weights_only=True`` (tensors and plain Python containers only)."""
-        d = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        d = load_torch_file(path, "ASM cache file")  # tensors and plain values only
+        if not isinstance(d, dict) or "state_dict" not in d:
+            raise UnreadableFileError(f"{os.fspath(path)}: not an ASM cache file")
         d.pop("format_version", None)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names}, path=os.fspath(path))
@@ -301,12 +304,12 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
 
 def _load_cached(path: str) -> Optional[ASMCheckpoint]:
     """The checkpoint cached at `path` (``from_cache=True``), or None when absent, corrupt or
-    incompatible (it is then retrained and overwritten)."""
+    incompatible (it is then retrained and overwritten); UnsafeFileError for a planted pickle."""
     if not os.path.exists(path):
         return None
-    try:
+    try:  # a file that would run code is refused (UnsafeFileError), never retrained over
         ckpt = ASMCheckpoint.load(path)
-    except Exception:  # noqa: BLE001 - any unreadable file is a cache miss
+    except (UnreadableFileError, TypeError):  # truncated, corrupt or incompatible: a cache miss
         return None
     ckpt.from_cache = True
     return ckpt
