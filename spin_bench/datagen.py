@@ -60,7 +60,7 @@ def _check_args(args) -> None:
     if out:
         if os.path.isdir(out):
             raise _BadInput(f"--out {out} is a directory; --out names the dataset file to write")
-        problem = directory_problem(os.path.dirname(os.path.abspath(out)), "the directory of --out")
+        problem = directory_problem(os.path.dirname(os.path.abspath(out)), f"--out {out}: its directory")
         if problem:
             raise _BadInput(problem)
     resume_from = getattr(args, "resume_from", None)
