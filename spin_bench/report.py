@@ -33,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="directory (or glob) holding run directories; may be repeated")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--final_k", type=int, default=5,
-                   help="final score = mean of the last K evaluations (default 5)")
+    p.add_argument("--final_k", type=int, default=None,
+                   help="final score = mean of the last K evaluations (default: each run's own "
+                        "Schedule.final_k, from its summary.json)")
     p.add_argument("--target_fraction", type=float, default=0.95,
                    help="time-to-target target as a fraction of F's asymptote (default 0.95)")
     p.add_argument("--smoothing_window", type=int, default=1,
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     problems = []
-    if args.final_k < 1:
+    if args.final_k is not None and args.final_k < 1:
         problems.append(f"--final_k must be >= 1 (got {args.final_k})")
     if not args.target_fraction > 0:
         problems.append(f"--target_fraction must be > 0 (got {args.target_fraction})")

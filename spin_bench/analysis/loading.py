@@ -40,6 +40,7 @@ COMPLETE = "COMPLETE"
 REQUIRED_SUMMARY_KEYS = ("status", "task", "bins", "level", "method", "algo", "scale", "seed",
                          "dataset_sha256")
 REQUIRED_METRICS_COLUMNS = ("step", "train_time_s", "return_mean")
+DEFAULT_FINAL_K = 5  # for runs whose summary.json records none (the runner always does)
 # Identity of a configuration; with the seed, identity of a run.
 CONFIG_KEYS = ("scale", "algo", "task", "bins", "level", "method")
 RUN_KEYS = CONFIG_KEYS + ("seed",)
@@ -71,12 +72,20 @@ class LoadResult:
     runs: pd.DataFrame
     excluded: pd.DataFrame
     messages: Notes
-    final_k: int
+    final_k: Optional[int]  # None: each run's own (summary.json's final_k)
     inputs: List[str]
 
     @property
     def empty(self) -> bool:
         return self.runs.empty
+
+    @property
+    def final_k_text(self) -> str:
+        """How final scores were taken, for the report: 'K', or each run's own and which."""
+        if self.final_k is not None:
+            return str(self.final_k)
+        used = sorted({int(k) for k in self.runs["final_k"]}) if len(self.runs) else []
+        return f"K (each run's own final_k: {', '.join(map(str, used)) or '-'})"
 
 
 def final_score(returns: Sequence[float], k: int) -> float:
@@ -127,7 +136,17 @@ class _Excluded(Exception):
     pass
 
 
-def _read_run(run_dir: str, final_k: int, notes: Notes):
+def _run_final_k(summary: dict, run_dir: str, notes: Notes) -> int:
+    """The run's own final_k (summary.json), DEFAULT_FINAL_K with a note when it has none."""
+    k = summary.get("final_k")
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+        return k
+    notes.info("final score", f"{run_dir}: summary.json records no valid final_k ({k!r}); "
+                              f"using {DEFAULT_FINAL_K}")
+    return DEFAULT_FINAL_K
+
+
+def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
     """Parse one run directory -> (run record dict, evals frame); raises _Excluded(reason)."""
     path = os.path.join(run_dir, SUMMARY)
     try:
@@ -209,7 +228,8 @@ def _read_run(run_dir: str, final_k: int, notes: Notes):
         notes.info("dataset", f"{run_dir}: summary.json has no dataset_id; the checksum rule "
                               f"groups it as {dataset_id!r}")
     n = len(m)
-    k = min(int(final_k), n)
+    final_k = int(final_k) if final_k is not None else _run_final_k(summary, run_dir, notes)
+    k = min(final_k, n)
     if n < final_k:
         notes.warn("final score", f"{run_dir}: only {n} evaluation(s), final score is the mean "
                                   f"of {k} instead of {final_k}")
@@ -238,15 +258,19 @@ def _read_run(run_dir: str, final_k: int, notes: Notes):
     return record, ev[EVAL_COLUMNS]
 
 
-def load_runs(paths_or_globs, final_k: int = 5) -> LoadResult:
+def load_runs(paths_or_globs, final_k: Optional[int] = None) -> LoadResult:
     """Load every run directory under ``paths_or_globs`` (directories, globs or summary files).
+
+    Final scores: the mean of the last ``final_k`` evaluations; ``None`` (default) takes each
+    run's own ``final_k`` from its summary.json, so the report agrees with the runs.
 
     Raises :class:`AnalysisError` for a path that does not exist; an input without any run
     directory gives an empty result (``result.empty``) with a message.
     """
-    if int(final_k) < 1:
-        raise AnalysisError(f"final_k must be >= 1, got {final_k}")
-    final_k = int(final_k)
+    if final_k is not None:
+        if int(final_k) < 1:
+            raise AnalysisError(f"final_k must be >= 1, got {final_k}")
+        final_k = int(final_k)
     inputs = ([os.fspath(paths_or_globs)] if isinstance(paths_or_globs, (str, os.PathLike))
               else [os.fspath(p) for p in paths_or_globs])
     notes = Notes()

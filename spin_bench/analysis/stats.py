@@ -140,6 +140,8 @@ def score_matrices(runs: pd.DataFrame, notes: Optional[Notes] = None,
         best = None
         for t in sorted({counts[(c, m)] for c in cells for m in methods}):
             kept = [c for c in cells if all(counts[(c, m)] >= t for m in methods)]
+            if not kept:  # no cell has t seeds for every method (t=1 always keeps every cell)
+                continue
             n = {m: min(counts[(c, m)] for c in kept) for m in methods}
             key = (min(n.values()) * len(kept), sum(n.values()) * len(kept), len(kept))
             if best is None or key > best[0]:

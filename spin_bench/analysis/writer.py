@@ -277,7 +277,7 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
     grp_runs = runs[(runs.scale == scale) & (runs.algo == algo)]
     methods = order_methods(grp_runs["method"])
     labels = [method_label(m, algo) for m in methods]
-    K = settings["final_k"]
+    K = settings["final_k_text"]
     frac = settings["target_fraction"]
     win = settings["smoothing_window"]
     base_label = method_label("f", algo)
@@ -560,7 +560,7 @@ def _scores_frame(load: LoadResult, ttt: TimeToTargetResult) -> pd.DataFrame:
     return df[SCORES_COLUMNS].reset_index(drop=True)
 
 
-def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
+def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = None,
                  target_fraction: float = 0.95, smoothing_window: int = 1, reps: int = 2000,
                  figures: bool = True, curve_reps: int = 1000) -> Report:
     """Load (if ``source`` is a path, glob or list of them) and write the full report.
@@ -579,7 +579,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
     if reps < 1:
         raise AnalysisError(f"reps must be >= 1, got {reps}")
     os.makedirs(out_dir, exist_ok=True)
-    settings = {"seed": int(seed), "final_k": load.final_k,
+    settings = {"seed": int(seed), "final_k": load.final_k, "final_k_text": load.final_k_text,
                 "target_fraction": float(target_fraction),
                 "smoothing_window": int(smoothing_window), "reps": int(reps), "nll_fraction": 0.8}
     logger.info("report: %d runs (%d excluded) from %s", len(load.runs), len(load.excluded), where)
@@ -629,7 +629,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: int = 5,
     smooth = ("no smoothing" if smoothing_window == 1
               else f"trailing mean over {smoothing_window} evaluations")
     header = (f"{len(load.runs)} runs in {n_cells} cell(s), {len(load.excluded)} excluded. "
-              f"Final score = mean of the last {load.final_k} evaluations; target = "
+              f"Final score = mean of the last {load.final_k_text} evaluations; target = "
               f"{target_fraction:g} × F asymptote, {smooth}; bootstrap: {reps} replicates, "
               f"seed {seed}, 95% percentile CIs.")
     doc.md.append("# spin_bench leaderboard\n")
