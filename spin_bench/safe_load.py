@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from typing import Any
 
 from spin_bench.atomic import PathLike
@@ -32,7 +33,9 @@ def load_torch_file(path: PathLike, what: str, map_location: Any = "cpu") -> Any
 
     path = os.fspath(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the protocol of foreign pickles: noise here
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if "weights_only" in msg or "Weights only load failed" in msg or "Unsupported" in msg:
