@@ -82,7 +82,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                            report=args.report, report_args=shlex.split(args.report_args), prepare=args.prepare,
                            log=lambda m: print(m, flush=True), archive_dir=args.archive_dir)
     except SweepError as e:
-        sys.stderr.write(f"{PROG}: error: {e}\n")
+        from spin_bench.configs import error_line
+
+        sys.stderr.write(f"{PROG}: error: {error_line(e)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
