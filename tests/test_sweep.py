@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from spin_bench.sweeps import RUNS_SUBDIR, STATUS_FILE, build_jobs, load_sweep, plan_runs, run_sweep
+from spin_bench.sweeps import RUNS_SUBDIR, STATUS_FILE, SweepError, build_jobs, load_sweep, plan_runs, run_sweep
 from spin_bench.sweeps.launch import BUSY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,8 +60,16 @@ def inputs(tmp_path_factory):
 def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     sweep = load_sweep([os.path.join(SWEEPS, f"{name}.gin")])
     assert sweep.name == name and sweep.num_runs == count and list(sweep.algos) == algos
-    runs = plan_runs(sweep, str(tmp_path))
+    unavailable = []  # cells whose data cannot be obtained here (no shipped policies, nothing imported)
+    runs = plan_runs(sweep, str(tmp_path), [f"Experiment.data_dir = '{tmp_path / 'data'}'"], unavailable=unavailable)
     assert len(runs) == count and len({r.run_id for r in runs}) == count and len({r.run_dir for r in runs}) == count
+    lacking = {cell.split()[0] for cell, _, _ in unavailable}
+    no_policies = ("humanoid", "dog", "fish")
+    assert lacking == {t.split("-b")[0] for t in sweep.tasks if t.startswith(no_policies)}
+    assert sum(n for _, n, _ in unavailable) == sum(r.task.startswith(no_policies) for r in runs)
+    if unavailable:  # without the list, planning refuses these sweeps up front
+        with pytest.raises(SweepError, match="no data for"):
+            plan_runs(sweep, str(tmp_path), [f"Experiment.data_dir = '{tmp_path / 'data'}'"])
     assert all(os.path.dirname(r.run_dir) == os.path.join(str(tmp_path), RUNS_SUBDIR) for r in runs)
     assert all(r.gin_file == f"gin/experiments/{sweep.scale}/{r.task}/{r.level}/{r.method}_{r.algo}.gin" for r in runs)
     if name in ("table1", "appendix_awac", "appendix_bcq"):
@@ -148,6 +156,7 @@ def test_shared_inputs_are_planned_once(tmp_path):
             assert j.deps == (want,)
     assert not [j for j in build_jobs(runs, str(tmp_path), prepare="never") if j.kind == "prepare"]
     # a single-algorithm grid from a given file: nothing is shared, so auto starts no prepare job
+    (tmp_path / "x.hdf5").touch()  # planning checks that the file is there
     single = plan_runs(load_sweep([SMOKE]), str(tmp_path), [f"Experiment.dataset_path = '{tmp_path}/x.hdf5'"])
     assert not [j for j in build_jobs(single, str(tmp_path)) if j.kind == "prepare"]
     assert len([j for j in build_jobs(single, str(tmp_path), prepare="always") if j.kind == "prepare"]) == 3
