@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        report_args = shlex.split(args.report_args)
+    except ValueError as e:
+        sys.stderr.write(f"{PROG}: error: --report_args {args.report_args!r}: {e}\n")
+        return 2
     warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)  # gin.torch import noise
     from spin_bench.sweeps import SweepError, run_sweep
 
@@ -79,7 +84,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         result = run_sweep(args.gin_file, args.sweep_dir, bindings=args.gin_bindings, executor=args.executor,
                            workers=args.workers, ray_address=args.ray_address, cpus_per_run=args.cpus_per_run,
                            gpus_per_run=args.gpus_per_run, device=args.device, dry_run=args.dry_run,
-                           report=args.report, report_args=shlex.split(args.report_args), prepare=args.prepare,
+                           report=args.report, report_args=report_args, prepare=args.prepare,
                            log=lambda m: print(m, flush=True), archive_dir=args.archive_dir)
     except SweepError as e:
         from spin_bench.configs import error_line

@@ -184,6 +184,7 @@ def test_sweep_refuses_to_start_runs_without_data(tmp_path, capsys):
     (["--gin_bindings=Sweep.levels = ['/abs']"], "Sweep.levels: invalid entry"),
     (["--gin_bindings=Sweep.variants = {'../v': 'Schedule.num_steps = 40'}"], "Sweep.variants: invalid name"),
     (["--workers=0"], "--workers must be >= 1"),
+    (["--report_args=--quiet 'unbalanced"], "--report_args"),
     (["--gin_bindings=Sweep.tasks = ['fish-swim']"], "no data for 4 run(s) in 1 cell(s)"),
 ] + ([(["--device=cuda"], "no CUDA device")] if NO_GPU else []))
 def test_sweep_refuses_bad_input_up_front(tmp_path, capsys, args, needle):
