@@ -66,7 +66,7 @@ def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     lacking = {cell.split()[0] for cell, _, _ in unavailable}
     no_policies = ("humanoid", "dog", "fish")
     assert lacking == {t.split("-b")[0] for t in sweep.tasks if t.startswith(no_policies)}
-    assert sum(n for _, n, _ in unavailable) == sum(r.task.startswith(no_policies) for r in runs)
+    assert sum(len(n) for _, n, _ in unavailable) == sum(r.task.startswith(no_policies) for r in runs)
     if unavailable:  # without the list, planning refuses these sweeps up front
         with pytest.raises(SweepError, match="no data for"):
             plan_runs(sweep, str(tmp_path), [f"Experiment.data_dir = '{tmp_path / 'data'}'"])
