@@ -323,3 +323,25 @@ def test_data_import_out_under_a_file_is_a_proper_message(tmp_path, capsys):
         rc, _, err = _data(capsys, *base, *args)
         assert rc == 2, err
         _one_line(err, "error: ", needle)
+
+
+def test_sweep_data_checks_count_only_runs_still_to_do(tmp_path, capsys):
+    """fish-swim has no shipped policies: refused while its runs are to do, fine once they are done."""
+    from spin_bench.sweeps import load_sweep, plan_runs
+
+    out_dir = tmp_path / "s"
+    bindings = ["Sweep.tasks = ['fish-swim']", f"Experiment.data_dir = '{tmp_path / 'data'}'"]
+    unavailable = []
+    runs = plan_runs(load_sweep(["gin/sweeps/smoke.gin"], bindings[:1]), str(out_dir), bindings[1:],
+                     unavailable=unavailable)
+    assert [(c, sorted(n)) for c, n, _ in unavailable] == [("fish-swim medium (bins 3)", sorted(r.name for r in runs))]
+    args = ["--gin_file=gin/sweeps/smoke.gin", f"--sweep_dir={out_dir}", "--dry_run",
+            *[f"--gin_bindings={b}" for b in bindings]]
+    rc, _, err = _sweep(capsys, *args)
+    assert rc == 2 and "no data for 4 of the 4 planned runs" in err
+    for r in runs:  # e.g. imported from another machine
+        os.makedirs(r.run_dir)
+        Path(r.run_dir, "COMPLETE").touch()
+    rc, out, err = _sweep(capsys, *args)
+    assert rc == 0, err
+    assert "4 runs: 0 new, 0 to resume, 4 complete" in out and "NO DATA" not in out
