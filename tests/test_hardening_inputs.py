@@ -26,21 +26,40 @@ def _one_line(err, prefix, *needles):
 
 
 # ----------------------------------------------------------------------------- run
-@pytest.fixture
-def run_main(tmp_path, capsys):
-    """spin_bench.run's main in this process (absl flags parsed and reset per call)."""
-    from spin_bench import run as run_module
-
-    def call(*args, gin_file=GIN):
-        argv = ["spin_bench.run", f"--gin_file={os.path.join(REPO, gin_file)}", *args]
+_DRIVER = """
+import contextlib, io, json, sys
+import gin
+from spin_bench import run
+out = []
+for argv in json.load(sys.stdin):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
         try:
-            rest = run_module.FLAGS(argv)
-            rc = run_module.main(rest)
+            rc = run.main(run.FLAGS(argv))
         finally:
-            run_module.FLAGS.unparse_flags()
-            import gin
+            run.FLAGS.unparse_flags()
             gin.clear_config()
-        return rc, capsys.readouterr().err
+    out.append([rc, err.getvalue()])
+print(json.dumps(out))
+"""
+
+
+def _run_many(calls):
+    """spin_bench.run's main for each (args, gin_file), all in one fresh process (absl flags are
+    process-global: other test modules define some of the same names)."""
+    import json
+
+    argvs = [["spin_bench.run", f"--gin_file={os.path.join(REPO, gin_file)}", *args] for args, gin_file in calls]
+    res = subprocess.run([sys.executable, "-c", _DRIVER], input=json.dumps(argvs), capture_output=True, text=True,
+                         cwd=REPO, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [tuple(x) for x in json.loads(res.stdout.strip().splitlines()[-1])]
+
+
+@pytest.fixture
+def run_main():
+    def call(*args, gin_file=GIN):
+        return _run_many([(list(args), gin_file)])[0]
     return call
 
 
@@ -89,15 +108,28 @@ RUN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("args,needle", RUN_CASES, ids=[c[1][:40] + str(i) for i, c in enumerate(RUN_CASES)])
-def test_run_refuses_bad_input_up_front(tmp_path, run_main, args, needle):
-    results = tmp_path / "results"
-    data = tmp_path / "data"
-    rc, err = run_main(f"--results_dir={results}", "--device=cpu", _b(f"Experiment.data_dir = '{data}'"), *args)
+@pytest.fixture(scope="module")
+def run_case_results(tmp_path_factory):
+    """Every RUN_CASES case, each with its own results and data directories, in one process."""
+    root = tmp_path_factory.mktemp("run_cases")
+    calls = []
+    for i, (args, _) in enumerate(RUN_CASES):
+        base = root / f"c{i}"
+        base.mkdir()
+        calls.append(([f"--results_dir={base / 'results'}", "--device=cpu",
+                       _b(f"Experiment.data_dir = '{base / 'data'}'"), *args], GIN))
+    return root, _run_many(calls)
+
+
+@pytest.mark.parametrize("i", range(len(RUN_CASES)), ids=[c[1][:40] for c in RUN_CASES])
+def test_run_refuses_bad_input_up_front(run_case_results, i):
+    root, results = run_case_results
+    rc, err = results[i]
     assert rc == 2, err
-    _one_line(err, "spin_bench.run: error: ", needle)
-    assert not results.exists() and not data.exists()
-    assert not any(p.name in ("escape", "up", "etc") for p in Path(tmp_path).rglob("*"))
+    _one_line(err, "spin_bench.run: error: ", RUN_CASES[i][1])
+    base = root / f"c{i}"
+    assert list(base.iterdir()) == []  # no results or data directory, no run directory
+    assert not any(p.name in ("escape", "up", "etc") for p in Path(root).rglob("*"))
 
 
 def test_missing_data_names_the_import_command_and_the_binding(tmp_path, run_main):
@@ -108,7 +140,7 @@ def test_missing_data_names_the_import_command_and_the_binding(tmp_path, run_mai
     assert f"--data_dir={tmp_path / 'd'}" in line and "Experiment.dataset_source='published'" in line
 
 
-def test_run_refuses_unusable_directories(tmp_path, run_main):
+def test_run_refuses_unusable_directories(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     cases = [
@@ -120,8 +152,7 @@ def test_run_refuses_unusable_directories(tmp_path, run_main):
         ([f"--results_dir={tmp_path / 'r'}", _b(f"Experiment.asm_cache_dir = '{a_file / 'c'}'")],
          f"Experiment.asm_cache_dir {a_file / 'c'} cannot be created"),
     ]
-    for args, needle in cases:
-        rc, err = run_main(*args, gin_file=SPIN_GIN)
+    for (args, needle), (rc, err) in zip(cases, _run_many([(args, SPIN_GIN) for args, _ in cases])):
         assert rc == 2, (args, err)
         _one_line(err, "spin_bench.run: error: ", needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
