@@ -9,9 +9,12 @@ plain lists, tuples and dicts only. A file that needs anything else is refused w
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
 import warnings
+import zipfile
 from typing import Any
 
 from spin_bench.atomic import PathLike
@@ -38,7 +41,7 @@ def load_torch_file(path: PathLike, what: str, map_location: Any = "cpu") -> Any
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "weights_only" in msg or "Weights only load failed" in msg or "Unsupported" in msg:
+        if _names_code(msg, path):
             culprit = next((line.strip() for line in msg.splitlines()
                             if "unsupported" in line.lower() and "weights_only" not in line), "")
             raise UnsafeFileError(
@@ -46,7 +49,7 @@ def load_torch_file(path: PathLike, what: str, map_location: Any = "cpu") -> Any
                 f"plain containers, which only a pickle that runs code needs"
                 + (f" ({culprit.rstrip('.')})" if culprit else "")
                 + "; nothing in it was executed. Delete it if you did not write it") from None
-        raise UnreadableFileError(f"{path}: not a readable {what} ({_one_line(msg)})") from None
+        raise UnreadableFileError(f"{path}: not a readable {what}: truncated, corrupted or not a torch file") from None
     except FileNotFoundError:
         raise UnreadableFileError(f"{path}: no such {what}") from None
     except IsADirectoryError:
@@ -55,6 +58,37 @@ def load_torch_file(path: PathLike, what: str, map_location: Any = "cpu") -> Any
             IndexError, MemoryError) as e:
         raise UnreadableFileError(f"{path}: not a readable {what} ({type(e).__name__}: "
                                   f"{_one_line(str(e))[:300]}): truncated or corrupted") from None
+
+
+# Pickle operations that import or call something (what a data-only file never needs beyond
+# torch's own rebuild functions, which the weights-only unpickler admits by itself).
+_CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"}
+_SCAN_BYTES = 64 * 2**20
+
+
+def _names_code(msg: str, path: str) -> bool:
+    """Whether a file the weights-only unpickler refused is a pickle that asks for more than
+    data (names a global, or calls something), judged by reading its opcodes with pickletools
+    (nothing is executed); garbage and truncated files are merely unreadable."""
+    if "global" in msg.lower():
+        return True
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                streams = [z.read(n) for n in z.namelist() if n.endswith(".pkl")]
+        else:
+            with open(path, "rb") as f:
+                streams = [f.read(_SCAN_BYTES)]
+    except (OSError, zipfile.BadZipFile, RuntimeError):
+        return False
+    for data in streams:
+        try:
+            for op, _, _ in pickletools.genops(io.BytesIO(data)):
+                if op.name in _CODE_OPS:
+                    return True
+        except Exception:  # noqa: BLE001 - not (or no longer) a parsable pickle
+            continue
+    return False
 
 
 def _one_line(text: str) -> str:

@@ -125,6 +125,29 @@ def test_planted_checkpoint_is_refused_and_never_runs(tmp_path, store, finished,
     assert _snapshot(run_dir) == before
 
 
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_safe_load_refuses_every_pickle_that_names_code(tmp_path, protocol):
+    from spin_bench.safe_load import load_torch_file
+
+    marker = tmp_path / "pwned"
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps({"a": Boom(str(marker))}, protocol=protocol))
+    with pytest.raises(UnsafeFileError, match=f"{raw}: refusing to load this thing"):
+        load_torch_file(raw, "thing")
+    wrapped = tmp_path / "wrapped.pt"
+    torch.save([1, {"b": Boom(str(marker))}], wrapped, pickle_protocol=max(protocol, 2))
+    with pytest.raises(UnsafeFileError, match="nothing in it was executed"):
+        load_torch_file(wrapped, "thing")
+    assert not marker.exists()
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UnreadableFileError, match="truncated, corrupted or not a torch file"):
+        load_torch_file(garbage, "thing")
+    ok = tmp_path / "ok.pt"
+    torch.save({"t": torch.ones(2), "rows": [{"x": 1.5, "y": None}], "s": "text"}, ok)
+    assert load_torch_file(ok, "thing")["rows"] == [{"x": 1.5, "y": None}]
+
+
 def test_truncated_checkpoint_is_refused_in_one_line(tmp_path, store, finished):
     run_dir = _copy(finished, tmp_path / "run")
     os.unlink(run_dir / "COMPLETE")
@@ -304,11 +327,21 @@ def _start_and_wait_for_checkpoint(args, run_dir):
     pytest.fail(f"no checkpoint appeared: {proc.communicate()[1][-2000:]}")
 
 
+LONGER = ["Schedule.num_steps = 240", "Schedule.eval_every = 20", "Schedule.log_every = 20"]
+
+
+@pytest.fixture(scope="module")
+def longer_reference(tmp_path_factory, store):
+    """An uninterrupted run of LONGER (seed 0): what an interrupted and resumed one must equal."""
+    ref = tmp_path_factory.mktemp("longer") / "ref"
+    assert _api(ref, store, LONGER)["status"] == "complete"
+    return ref
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signalled_run_records_interrupted_and_resumes_to_the_same_metrics(tmp_path, store, sig):
-    longer = ["Schedule.num_steps = 400", "Schedule.eval_every = 20", "Schedule.log_every = 20"]
-    ref = tmp_path / "ref"
-    assert _api(ref, store, longer)["status"] == "complete"
+def test_a_signalled_run_records_interrupted_and_resumes_to_the_same_metrics(tmp_path, store, longer_reference,
+                                                                           sig):
+    longer, ref = LONGER, longer_reference
     run_dir = tmp_path / "run"
     proc = _start_and_wait_for_checkpoint(_args(store, run_dir, longer), run_dir)
     proc.send_signal(sig)
