@@ -21,12 +21,13 @@ from spin_bench.atomic import atomic_write_json
 
 IDENTITY = "run_identity.json"
 IDENTITY_FORMAT = 1
-# Bindings a resumed run may change: locations (the data is identified by its sha256),
+# Bindings a resumed run may change: locations (the data is identified by its sha256), how the
+# update step is executed (UpdateStep.mode: eager or CUDA graph, same numbers),
 # performance knobs and logging; Schedule.num_steps is checked by the runner (a larger one
 # extends the run, a smaller one than the run reached is refused).
 MAY_CHANGE_ON_RESUME = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Experiment.dataset_path",
                         "Experiment.num_threads", "Experiment.eval_workers", "Schedule.log_every",
-                        "Schedule.num_steps")
+                        "Schedule.num_steps", "UpdateStep.mode", "UpdateStep.warmup")
 
 
 class RunMismatchError(ValueError):
