@@ -260,11 +260,17 @@ def test_resume_with_another_dataset_file_is_refused(tmp_path, store, finished):
     other = tmp_path / "other.hdf5"
     write_dataset(str(other), arrays, {"task": TASK, "level": "medium-expert", "bins": 3, "seed": 0})
     before = _snapshot(run_dir)
-    with pytest.raises(RunMismatchError, match="dataset sha256"):
+    with pytest.raises(RunMismatchError, match="dataset identity"):
         _api(run_dir, store, [f"Experiment.dataset_path = '{other}'"], resume=True)
     assert _snapshot(run_dir) == before
-    shutil.copy(src, tmp_path / "same.hdf5")  # the same data elsewhere is the same run
-    summary = _api(run_dir, store, [f"Experiment.dataset_path = '{tmp_path / 'same.hdf5'}'"], resume=True)
+    # the same data in other file bytes (a regeneration, another compression) is the same run
+    same = tmp_path / "same.hdf5"
+    write_dataset(str(same), {k: getattr(ds, k) for k in arrays}, dict(ds.attrs), compression="lzf")
+    assert load_dataset(str(same)).sha256 != ds.sha256 and load_dataset(str(same)).identity == ds.identity
+    summary = _api(run_dir, store, [f"Experiment.dataset_path = '{same}'"], resume=True)
+    assert summary["status"] == "complete"
+    shutil.copy(src, tmp_path / "copy.hdf5")  # and the same file elsewhere
+    summary = _api(run_dir, store, [f"Experiment.dataset_path = '{tmp_path / 'copy.hdf5'}'"], resume=True)
     assert summary["status"] == "complete"
 
 

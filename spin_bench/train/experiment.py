@@ -277,10 +277,12 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
 
     dataset = _dataset(exp, seed)
     new_identity["dataset_sha256"] = dataset.sha256
+    new_identity["dataset_identity"] = dataset.identity
     identity.check(run_dir, old_identity, new_identity)  # the data, still before anything is touched
     os.makedirs(run_dir, exist_ok=True)
     remove_stale_temps(run_dir)  # left by a process killed while writing
-    if old_identity is None or not os.path.exists(os.path.join(run_dir, identity.IDENTITY)):
+    if (old_identity is None or not os.path.exists(os.path.join(run_dir, identity.IDENTITY))
+            or not old_identity.get("dataset_identity")):  # recorded before identities: complete it
         identity.write(run_dir, new_identity)
     if done is not None:  # a larger num_steps extends a complete run
         os.unlink(complete_path)

@@ -4,7 +4,8 @@
 ``configs.config_str()`` writes it, one entry per binding) minus what may legitimately change
 between a run's launches (:data:`MAY_CHANGE_ON_RESUME`: where things are, thread counts,
 logging, and ``Schedule.num_steps``, which the runner checks itself), the seed and the
-dataset's sha256.  A resume whose identity differs in anything else is refused with a one-line
+dataset's sha256 and data identity (compared when both launches recorded it, so a regenerated
+file with the same data resumes; else the sha256).  A resume whose identity differs in anything else is refused with a one-line
 diff before anything in the directory is touched.
 
 Run directories written before this record existed are recognised by their ``config.gin``
@@ -55,10 +56,13 @@ def bindings_of(config_text: str) -> Dict[str, str]:
     return {k: " ".join(v.replace("\\", " ").split()) for k, v in out.items()}
 
 
-def identity(config_text: str, seed: int, dataset_sha256: Optional[str] = None) -> dict:
-    """The record of a run: configuration (minus MAY_CHANGE_ON_RESUME), seed, dataset sha256."""
+def identity(config_text: str, seed: int, dataset_sha256: Optional[str] = None,
+             dataset_identity: Optional[str] = None) -> dict:
+    """The record of a run: configuration (minus MAY_CHANGE_ON_RESUME), seed, the dataset's
+    sha256 and its data identity (spin_bench.data.identity)."""
     config = {k: v for k, v in bindings_of(config_text).items() if k not in MAY_CHANGE_ON_RESUME}
-    return {"format": IDENTITY_FORMAT, "seed": int(seed), "dataset_sha256": dataset_sha256, "config": config}
+    return {"format": IDENTITY_FORMAT, "seed": int(seed), "dataset_sha256": dataset_sha256,
+            "dataset_identity": dataset_identity, "config": config}
 
 
 def recorded(run_dir: str) -> Optional[dict]:
@@ -87,8 +91,9 @@ def recorded(run_dir: str) -> Optional[dict]:
             with open(summary_path) as f:
                 summary = json.load(f)
         seed = summary.get("seed") if isinstance(summary, dict) else None
-        return identity(text, int(seed) if seed is not None else -1,
-                        summary.get("dataset_sha256") if isinstance(summary, dict) else None)
+        summary = summary if isinstance(summary, dict) else {}
+        return identity(text, int(seed) if seed is not None else -1, summary.get("dataset_sha256"),
+                        summary.get("dataset_identity"))
     except (OSError, ValueError, TypeError) as e:
         raise RunMismatchError(f"{run_dir}: unreadable config.gin/summary.json ({e}); refusing to resume a "
                                f"run that cannot be identified (start a new run directory)") from None
@@ -99,9 +104,14 @@ def differences(old: dict, new: dict) -> List[str]:
     out = []
     if old.get("seed") not in (None, -1) and old.get("seed") != new.get("seed"):
         out.append(f"seed: {old.get('seed')} -> {new.get('seed')}")
-    a, b = old.get("dataset_sha256"), new.get("dataset_sha256")
-    if a and b and a != b:
-        out.append(f"dataset sha256: {a[:12]} -> {b[:12]}")
+    a, b = old.get("dataset_identity"), new.get("dataset_identity")
+    if a and b:  # the same data, whatever its file bytes (a regenerated or re-encoded file)
+        if a != b:
+            out.append(f"dataset identity: {a[:12]} -> {b[:12]}")
+    else:
+        a, b = old.get("dataset_sha256"), new.get("dataset_sha256")
+        if a and b and a != b:
+            out.append(f"dataset sha256: {a[:12]} -> {b[:12]}")
     oc, nc = old.get("config", {}), new.get("config", {})
     for k in sorted(set(oc) | set(nc)):
         if oc.get(k) != nc.get(k):
