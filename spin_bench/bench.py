@@ -102,7 +102,7 @@ def _parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[st
 
     parts = [f"gin/scales/{scale}.gin", f"gin/tasks/{task}.gin", "gin/levels/medium-expert.gin",
              f"gin/methods/{method}.gin", f"gin/algos/{algo}.gin"]
-    configs.parse([os.path.join(configs.REPO_ROOT, p) for p in parts], bindings, finalize=False)
+    configs.parse([os.path.join(configs.CONFIG_ROOT, p) for p in parts], bindings, finalize=False)
 
 
 def _synthetic(task: str, bins, size: int, device):

@@ -1,5 +1,12 @@
-"""gin plumbing: the configurables to import before parsing, include search paths, parsing
-with clear errors, and the operative config (gin does not save it for you)."""
+"""gin plumbing: the configurables to import before parsing, where gin files are found, parsing
+with clear errors, and the operative config (gin does not save it for you).
+
+A gin file given by a relative path (``--gin_file=gin/experiments/cpu/...``) is read from the
+working directory when it exists there and otherwise from the suite's own configuration tree
+(``layout.GIN_DIR``: the installed package's ``spin_bench/gin/``, or a checkout's ``gin/``).
+``include`` lines resolve the same way, so a user's own file can include the suite's fragments
+by the names the suite uses (``include 'gin/scales/cpu.gin'``).
+"""
 from __future__ import annotations
 
 import os
@@ -8,8 +15,7 @@ from typing import Sequence
 
 import gin
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_DIR = os.path.join(REPO_ROOT, "gin")
+from spin_bench.layout import CONFIG_ROOT, GIN_DIR  # noqa: F401  (re-exported for callers)
 
 
 class ConfigError(ValueError):
@@ -24,8 +30,8 @@ def import_configurables() -> None:
         warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)
         import gin.torch.external_configurables  # noqa: F401  (optimisers)
 
-    import baselines.autoregressive  # noqa: F401
-    import baselines.factorised  # noqa: F401
+    import spin_bench.baselines.autoregressive  # noqa: F401
+    import spin_bench.baselines.factorised  # noqa: F401
     import spin_bench.algos  # noqa: F401
     import spin_bench.data.behaviour  # noqa: F401
     import spin_bench.data.datagen  # noqa: F401
@@ -41,19 +47,31 @@ def parse(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = Tr
     """Parse files then bindings; a missing file, unknown configurable or malformed binding
     raises ConfigError naming it, before any work is done."""
     import_configurables()
-    for f in gin_files:
-        if not os.path.isfile(f):
-            raise ConfigError(f"gin file not found: {f}")
-    for path in (os.getcwd(), REPO_ROOT):
-        gin.add_config_file_search_path(path)
+    files = [resolve(f) for f in gin_files]
+    for path in (os.getcwd(), CONFIG_ROOT):
+        if path not in getattr(gin.config, "_LOCATION_PREFIXES", ()):  # gin keeps appending duplicates otherwise
+            gin.add_config_file_search_path(path)
     gin.clear_config()
     try:
-        gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=False)
+        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False)
     except (ValueError, SyntaxError, KeyError, ImportError, IOError) as e:
         where = ", ".join(list(gin_files) + [f"--gin_bindings={b!r}" for b in bindings])
         raise ConfigError(f"invalid gin configuration ({where}): {e}") from None
     if finalize:
         gin.finalize()
+
+
+def resolve(gin_file: str) -> str:
+    """The file ``gin_file`` names: itself when it exists (absolute, or relative to the working
+    directory), else the same relative path under ``CONFIG_ROOT``; ConfigError when neither exists."""
+    if os.path.isfile(gin_file):
+        return gin_file
+    if not os.path.isabs(gin_file):
+        packaged = os.path.join(CONFIG_ROOT, gin_file)
+        if os.path.isfile(packaged):
+            return packaged
+    raise ConfigError(f"gin file not found: {gin_file} (looked in {os.getcwd()} and in {CONFIG_ROOT}, "
+                      f"e.g. gin/experiments/smoke/cheetah-run/medium-expert/f_iql.gin)")
 
 
 def query(name: str, default=None):

@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GIN_DIR = os.path.join(REPO_ROOT, "gin", "datagen")
 
 
 PROG = "spin_bench.datagen"
@@ -30,8 +28,8 @@ def _parse_gin(task, gin_files, gin_bindings):
 
     files = list(gin_files or [])
     if not files:
-        default = os.path.join(GIN_DIR, f"{task}.gin")
-        files = [default if os.path.exists(default) else os.path.join(GIN_DIR, "base.gin")]
+        default = os.path.join(configs.GIN_DIR, "datagen", f"{task}.gin")
+        files = [default if os.path.exists(default) else os.path.join(configs.GIN_DIR, "datagen", "base.gin")]
     configs.parse(files, gin_bindings or [])
 
 
@@ -63,6 +61,18 @@ def _check_args(args) -> None:
         problem = directory_problem(os.path.dirname(os.path.abspath(out)), f"--out {out}: its directory")
         if problem:
             raise _BadInput(problem)
+    # an installed copy is never written to: the defaults of export and references write the
+    # package's own policies folder and reference CSV, so they need a checkout
+    if not os.environ.get("SPIN_BENCH_POLICY_DIR"):
+        from spin_bench.layout import checkout_dir
+
+        try:
+            if args.command == "export" and args.out_dir is None:
+                checkout_dir("--out_dir=DIR")
+            if args.command == "references" and not args.dry_run:
+                checkout_dir("--dry_run or $SPIN_BENCH_POLICY_DIR")
+        except ValueError as e:
+            raise _BadInput(str(e)) from None
     resume_from = getattr(args, "resume_from", None)
     if resume_from and not os.path.isfile(resume_from):
         raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import time
 
-from spin_bench.configs import REPO_ROOT
+from spin_bench.layout import GIN_DIR
 
-DEMO_GIN = os.path.join(REPO_ROOT, "gin", "demo.gin")
+DEMO_GIN = os.path.join(GIN_DIR, "demo.gin")
 METHODS = {"SPIN": "spin", "F-IQL": "f"}
 
 

@@ -1,8 +1,12 @@
 """Generate (or check) gin/experiments/<scale>/<task>/<level>/<method>_<algo>.gin: one file
 per table cell, each only `include`s of the scale, task, level, method and algorithm files.
 
-    python -m spin_bench.gin_experiments          # (re)write the files
+    python -m spin_bench.gin_experiments          # (re)write the files of this source checkout
     python -m spin_bench.gin_experiments --check  # exit 1 if any file is missing or stale
+    python -m spin_bench.gin_experiments --gin_dir=DIR   # write (or check) DIR/experiments/...
+
+Without --gin_dir it works on the checkout's gin/ (an installed copy is only checked, never
+written: give --gin_dir to write elsewhere).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import os
 import sys
 from typing import Dict
 
-from spin_bench.configs import GIN_DIR
+from spin_bench.layout import GIN_DIR, checkout_dir
 
 LEVELS = ("medium", "expert", "medium-expert", "random-medium-expert")
 METHODS = ("spin", "saint", "f", "ar")
@@ -53,7 +57,7 @@ def stale_files(gin_dir: str = GIN_DIR) -> list:
     return sorted(bad)
 
 
-def write(gin_dir: str = GIN_DIR) -> int:
+def write(gin_dir: str) -> int:
     for rel, text in experiment_files().items():
         path = os.path.join(gin_dir, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -65,16 +69,23 @@ def write(gin_dir: str = GIN_DIR) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only check that the files are in sync")
+    parser.add_argument("--gin_dir", default=None,
+                        help="the gin/ folder to write or check (default: this source checkout's gin/)")
     args = parser.parse_args(argv)
     if args.check:
-        bad = stale_files()
+        bad = stale_files(args.gin_dir or GIN_DIR)
         if bad:
             print(f"{len(bad)} experiment gin files out of sync (run python -m spin_bench.gin_experiments), "
                   f"e.g. {bad[0]}", file=sys.stderr)
             return 1
         print("experiment gin files in sync")
         return 0
-    print(f"wrote {write()} experiment files under {os.path.join(GIN_DIR, 'experiments')}")
+    try:
+        gin_dir = args.gin_dir or checkout_dir("--gin_dir=DIR", "gin")
+    except ValueError as e:
+        print(f"spin_bench.gin_experiments: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {write(gin_dir)} experiment files under {os.path.join(gin_dir, 'experiments')}")
     return 0
 
 

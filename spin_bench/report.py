@@ -64,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format=f"{PROG}: %(levelname)s: %(message)s", stream=sys.stderr)
     logging.getLogger("absl").setLevel(logging.WARNING)  # rliable's per-method progress lines
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # matplotlib's PDF font subsetting
     import matplotlib
 
     matplotlib.use("Agg")  # headless, whatever MPLBACKEND says

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.autoregressive import AutoregressiveActor
-from baselines.factorised import FactorisedMLPActor
+from spin_bench.baselines.autoregressive import AutoregressiveActor
+from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos import AWAC, BCQ, IQL, Batch
 from spin_bench.algos.reference import loop_log_prob, loop_q, reference_iql_update, reference_optimizers
 from spin_bench.models import TransformerActor

@@ -1,13 +1,15 @@
 """The speed benchmark: its FLOP count (LSTM included) and one real configuration end to end."""
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from spin_bench import configs
 from spin_bench.bench import _flops
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_flop_count_includes_the_fused_lstm():
@@ -37,7 +39,7 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.bench", "--tasks=cheetah-run", "--methods=f", "--scales=smoke",
          "--parts=train,reference,asm", "--steps=3", "--warmup=1", "--repeats=1", "--rounds=2", "--json"],
-        capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=300)
+        capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
     assert [r["kind"] for r in rows] == ["train", "reference", "asm"]
@@ -61,7 +63,7 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     out = tmp_path / "bench.jsonl"
     out.write_text(proc.stdout)
     table = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={out}"], capture_output=True,
-                           text=True, cwd=configs.REPO_ROOT, timeout=120)
+                           text=True, cwd=REPO, timeout=120)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith("| scale | task | method |") and len(lines) == 8
@@ -72,7 +74,7 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
     assert lines[7] == (f"| smoke | cheetah-run | F-IQL | - | {ref['fast_steps_per_s']:.2f} | "
                         f"{ref['steps_per_s']:.2f} | {ref['speedup']:.2f}x |")
     bad = subprocess.run([sys.executable, "-m", "spin_bench.bench", f"--render={tmp_path / 'missing.jsonl'}"],
-                         capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=120)
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "missing.jsonl" in bad.stderr
 
 

@@ -1,9 +1,10 @@
 """`make demo` end to end, shrunk to seconds: dataset from the shipped policies, SPIN and F-IQL
 side by side, the comparison table."""
+import os
 import subprocess
 import sys
 
-from spin_bench import configs
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_demo_trains_both_methods_and_prints_the_table(tmp_path):
@@ -14,7 +15,7 @@ def test_demo_trains_both_methods_and_prints_the_table(tmp_path):
               "ActionStructureModel.head_hidden = 16"]
     proc = subprocess.run([sys.executable, "-m", "spin_bench.demo", f"--results_dir={tmp_path / 'demo'}",
                            *[f"--gin_bindings={b}" for b in shrink]],
-                          capture_output=True, text=True, cwd=configs.REPO_ROOT, timeout=600)
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rows = [l for l in proc.stdout.splitlines() if l.startswith("| SPIN") or l.startswith("| F-IQL")]
     assert len(rows) == 2, proc.stdout

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines import AutoregressiveActor, FactorisedMLPActor
+from spin_bench.baselines import AutoregressiveActor, FactorisedMLPActor
 from spin_bench.models import TransformerActor, TransformerBlock, TransformerEncoder, bins_mask
 
 BINS = [3, 5, 2]

@@ -6,10 +6,9 @@ import sys
 
 import pytest
 
-from spin_bench import configs
 from spin_bench.sweeps.estimate import EstimateError, estimate
 
-ROOT = configs.REPO_ROOT
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CALIB = os.path.join(ROOT, "results", "cpu_calibration_20k", "runs")
 BENCH = os.path.join(ROOT, "results", "bench", "cpu_scale_train.jsonl")
 SWEEP = os.path.join(ROOT, "gin", "sweeps", "cpu.gin")

@@ -173,7 +173,7 @@ def bench_attention(device: torch.device) -> None:
 
 
 def bench_actors(device: torch.device) -> None:
-    from baselines import AutoregressiveActor, FactorisedMLPActor
+    from spin_bench.baselines import AutoregressiveActor, FactorisedMLPActor
     from spin_bench.models.actors import TransformerActor
     from spin_bench.models.asm import ActionStructureModel
     from spin_bench.models.common import adam_kwargs

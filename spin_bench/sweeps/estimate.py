@@ -111,7 +111,7 @@ def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_fi
             raise EstimateError(f"no calibration run for method {r.method} in {', '.join(calibration_dirs)}")
         key = (r.gin_file, r.bindings)
         if key not in cell_cache:
-            configs.parse([os.path.join(configs.REPO_ROOT, r.gin_file)], list(r.bindings), finalize=False)
+            configs.parse([os.path.join(configs.CONFIG_ROOT, r.gin_file)], list(r.bindings), finalize=False)
             try:
                 num_transitions = Experiment().num_transitions
                 if num_transitions is None:

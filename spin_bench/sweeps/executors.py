@@ -32,14 +32,12 @@ _procs_lock = threading.Lock()
 _procs: set = set()
 
 
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def run_args(payload: dict, config_root: Optional[str] = None) -> list:
+    """The ``spin_bench.run`` arguments of a job payload (the gin file resolved in this node's
+    configuration tree, ``layout.CONFIG_ROOT``)."""
+    from spin_bench.layout import CONFIG_ROOT
 
-
-def run_args(payload: dict, repo_root: Optional[str] = None) -> list:
-    """The ``spin_bench.run`` arguments of a job payload (the gin file resolved on this node)."""
-    root = repo_root or _repo_root()
-    args = [f"--gin_file={os.path.join(root, payload['gin_file'])}",
+    args = [f"--gin_file={os.path.join(config_root or CONFIG_ROOT, payload['gin_file'])}",
             *[f"--gin_bindings={b}" for b in payload["bindings"]],
             f"--seed={payload['seed']}", f"--device={payload['device']}"]
     if payload["prepare_only"]:
@@ -81,13 +79,15 @@ def execute_job(payload: dict) -> dict:
 
     The subprocess's stdout+stderr are appended to payload['log']; on failure its tail goes to
     payload['error_log'] (if given), which a later success removes."""
-    root = _repo_root()
+    from spin_bench.layout import PACKAGE_DIR
+
+    import_root = os.path.dirname(PACKAGE_DIR)  # the run imports this same spin_bench
     cwd = payload.get("cwd")
     if not cwd or not os.path.isdir(cwd):
-        cwd = root
+        cwd = os.getcwd()
     env = dict(os.environ, **ONE_THREAD_ENV)
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    args = run_args(payload, root)
+    env["PYTHONPATH"] = os.pathsep.join([import_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    args = run_args(payload)
     cmd = [sys.executable, "-m", "spin_bench.sweeps.launch", f"--parent={os.getpid()}"]
     if payload.get("lock"):
         cmd.append(f"--lock={payload['lock']}")

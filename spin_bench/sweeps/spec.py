@@ -311,7 +311,7 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
     sweep_dir = os.path.abspath(sweep_dir)
     cells = list(sweep.cells())
     missing = sorted({experiment_file(sweep.scale, t, lv, m, a) for t, lv, m, a, _ in cells
-                      if not os.path.isfile(os.path.join(configs.REPO_ROOT, experiment_file(sweep.scale, t, lv, m, a)))})
+                      if not os.path.isfile(os.path.join(configs.CONFIG_ROOT, experiment_file(sweep.scale, t, lv, m, a)))})
     if missing:
         raise SweepError(f"sweep {sweep.name}: {len(missing)} experiment file(s) missing, e.g. {missing[0]} "
                          f"(scale {sweep.scale!r}; see python -m spin_bench.gin_experiments)")
@@ -324,7 +324,7 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
             bindings = tuple(sweep.bindings) + tuple(vbindings) + tuple(extra_bindings)
             where = f"{rel}" + (f" (variant {vname})" if vname else "")
             try:
-                configs.parse([os.path.join(configs.REPO_ROOT, rel)], bindings, finalize=False)
+                configs.parse([os.path.join(configs.CONFIG_ROOT, rel)], bindings, finalize=False)
                 exp, schedule = Experiment(), Schedule()
                 try:
                     check_inputs(exp, schedule)

@@ -178,10 +178,10 @@ def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
 def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
     """The actor of a method: F (factorised MLP), AR (LSTM), SAINT (transformer), SPIN."""
     if method == "f":
-        from baselines.factorised import FactorisedMLPActor
+        from spin_bench.baselines.factorised import FactorisedMLPActor
         return FactorisedMLPActor(obs_dim, bins)
     if method == "ar":
-        from baselines.autoregressive import AutoregressiveActor
+        from spin_bench.baselines.autoregressive import AutoregressiveActor
         return AutoregressiveActor(obs_dim, bins)
     if method == "saint":
         from spin_bench.models.actors import TransformerActor

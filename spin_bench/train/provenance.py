@@ -23,8 +23,13 @@ def package_versions() -> Dict[str, str]:
 
 
 def git_commit() -> Optional[str]:
-    """HEAD of the checkout spin_bench runs from (suffixed '-dirty' with local changes), or None."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    """HEAD of the checkout spin_bench runs from (suffixed '-dirty' with local changes), or None
+    for an installed copy (never the commit of whatever repository a virtualenv sits in)."""
+    from spin_bench.layout import CHECKOUT_ROOT
+
+    root = CHECKOUT_ROOT
+    if root is None:
+        return None
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=10)
