@@ -1,8 +1,11 @@
-"""Run one experiment: python -m spin_bench.run --gin_file=gin/experiments/cpu/cheetah-run/medium-expert/spin_iql.gin
+"""Run one experiment: python -m spin_bench.run --gin_file=gin/experiments/smoke/cheetah-run/medium-expert/spin_iql.gin
 
-Flags: --gin_file (repeatable), --gin_bindings (repeatable), --results_dir, --run_dir,
---device (auto/cpu/cuda), --seed, --resume.  The run directory gets operative_config.gin,
-metrics.csv, TensorBoard events, summary.json, checkpoint.pt and COMPLETE when done.
+Flags: --gin_file (repeatable; a relative path missing from the working directory is read
+from the suite's own gin tree), --gin_bindings (repeatable), --results_dir, --run_dir,
+--device (auto/cpu/cuda), --seed, --resume, --prepare_only. The run directory,
+<results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed> unless --run_dir
+names one, gets config.gin, operative_config.gin, metrics.csv, TensorBoard events,
+summary.json, checkpoint.pt and, when done, COMPLETE.
 """
 from __future__ import annotations
 
@@ -15,10 +18,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("gin_file", [], "gin config file(s), parsed in order")
+flags.DEFINE_multi_string("gin_file", [], "gin config file(s), parsed in order; a relative path that is not "
+                          "in the working directory is read from the suite's gin tree")
 flags.DEFINE_multi_string("gin_bindings", [], "extra gin bindings, e.g. \"Schedule.num_steps=1000\"")
 flags.DEFINE_string("results_dir", "runs", "parent directory of run directories")
-flags.DEFINE_string("run_dir", None, "exact run directory (default: results_dir/<task>/<level>/<method>_<algo>/<scale>/seed_<seed>)")
+flags.DEFINE_string("run_dir", None, "exact run directory (default: <results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed>)")
 flags.DEFINE_enum("device", "auto", ["auto", "cpu", "cuda"], "training device; auto picks CUDA when present")
 flags.DEFINE_integer("seed", 0, "run seed (data order, initialisation, evaluation episodes)")
 flags.DEFINE_bool("resume", False, "continue a killed run from its last checkpoint")

@@ -8,7 +8,7 @@
     ttt = time_to_target(res, target_fraction=0.95, smoothing_window=1)
     write_report(res, "results/report", seed=0)   # leaderboard.md/.tex, scores.csv, figures
 
-Definitions: DESIGN.md section 5 (and the docstrings of ``ttt`` and ``stats``).
+Definitions: docs/report.md (and the docstrings of ``ttt`` and ``stats``).
 """
 from spin_bench.analysis.labels import (METHOD_COLORS, METHOD_ORDER, method_color, method_label,
                                         order_methods)

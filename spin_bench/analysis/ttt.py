@@ -1,4 +1,4 @@
-"""Time to target (the paper's "time to convergence"), defined precisely (DESIGN.md section 5).
+"""Time to target (the paper's "time to convergence"), defined precisely (docs/report.md).
 
 - Asymptote of the baseline (F-<ALGO>, i.e. method "f" under the same algorithm) on a cell
   (scale, algo, task, bins, level): the mean over seeds of its final scores.

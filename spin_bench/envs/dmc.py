@@ -1,6 +1,6 @@
 """A DM Control suite task with each actuator discretised into bins.
 
-Conventions (parity with the published discretised datasets, DESIGN.md section 2):
+Conventions (parity with the published discretised datasets, docs/data.md):
   * sub-action d with bins_d choices: index j -> np.linspace(-1, 1, bins_d)[j]
     (whatever the actuator's ctrlrange; MuJoCo clamps);
   * observation = the observation dict flattened in its own key order, float32;
