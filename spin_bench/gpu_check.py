@@ -412,7 +412,7 @@ def train_cell(kit: Kit, device, args) -> dict:
         dataset_path = synthetic_dataset(os.path.join(kit.scratch, "synthetic.hdf5"), task)
     if dataset_path is None:
         raise FileNotFoundError(f"no {task} dataset in {os.path.join(KIT_DIR, 'data')} (make gpu-kit makes one)")
-    cell = os.path.join(configs.REPO_ROOT, "gin", "experiments", args.scale, task, "medium-expert", f"{method}_iql.gin")
+    cell = os.path.join(configs.CONFIG_ROOT, "gin", "experiments", args.scale, task, "medium-expert", f"{method}_iql.gin")
     bindings = [f"Schedule.num_steps = {args.train_steps}", f"Schedule.eval_every = {args.train_eval_every}",
                 f"pretrain_asm.steps = {args.asm_steps}", "pretrain_asm.epochs = None",
                 f"UpdateStep.mode = '{args.train_mode}'"]
@@ -422,7 +422,7 @@ def train_cell(kit: Kit, device, args) -> dict:
     bins = [int(b) for b in normalise_bins(dataset.attrs["bins"], dataset.actions.shape[1])]
     obs_dim = dataset.observations.shape[1]
     run_dir = os.path.join(kit.scratch, "run")
-    out = {"cell": os.path.relpath(cell, configs.REPO_ROOT), "bindings": bindings, "dataset": dataset_path,
+    out = {"cell": os.path.relpath(cell, configs.CONFIG_ROOT), "bindings": bindings, "dataset": dataset_path,
            "dataset_sha256": dataset.sha256, "transitions": int(dataset.num_transitions)}
     torch.manual_seed(0)
     asm = None

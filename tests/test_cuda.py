@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.autoregressive import AutoregressiveActor
-from baselines.factorised import FactorisedMLPActor
+from spin_bench.baselines.autoregressive import AutoregressiveActor
+from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos import IQL, Batch
 from spin_bench.atomic import atomic_torch_save
 from spin_bench.models import ActionStructureModel, TransformerActor, TransformerBlock, make_spin_actor

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.autoregressive import AutoregressiveActor
-from baselines.factorised import FactorisedMLPActor
+from spin_bench.baselines.autoregressive import AutoregressiveActor
+from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos import IQL, Batch
 from spin_bench.models import ActionStructureModel, TransformerActor, make_spin_actor
 from spin_bench.train.graph_step import (UpdateStep, make_capturable, max_abs_diff, parameters_and_state,
