@@ -4,8 +4,8 @@ Flags: --gin_file (repeatable; a relative path missing from the working director
 from the suite's own gin tree), --gin_bindings (repeatable), --results_dir, --run_dir,
 --device (auto/cpu/cuda), --seed, --resume, --prepare_only. The run directory,
 <results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed> unless --run_dir
-names one, gets config.gin, operative_config.gin, metrics.csv, TensorBoard events,
-summary.json, checkpoint.pt and, when done, COMPLETE.
+names one, gets config.gin, operative_config.gin, run_identity.json, metrics.csv,
+TensorBoard events, summary.json, checkpoint.pt and, when done, COMPLETE.
 """
 from __future__ import annotations
 
