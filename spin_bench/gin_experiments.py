@@ -21,6 +21,9 @@ from spin_bench.layout import GIN_DIR, checkout_dir
 LEVELS = ("medium", "expert", "medium-expert", "random-medium-expert")
 METHODS = ("spin", "saint", "f", "ar")
 ALGOS = ("iql", "awac", "bcq", "bc")
+# The value-based DecQN learners pair with method "decqn" only (their keys in
+# spin_bench.algos.DECQN_ALGORITHMS; their files gin/algos/decqn_<algo>.gin).
+DECQN_ALGOS = ("cql", "bcq", "iql", "onestep")
 CPU_TASKS = ("cheetah-run", "finger-spin", "fish-swim", "quadruped-walk")
 PAPER_TASKS = CPU_TASKS + ("humanoid-stand", "dog-trot", "dog-trot-b10", "dog-trot-b30")
 SCALES = {"paper": PAPER_TASKS, "cpu": CPU_TASKS, "smoke": CPU_TASKS}
@@ -32,10 +35,12 @@ def experiment_files() -> Dict[str, str]:
     """Relative path under gin/ -> file content, for every cell of every scale."""
     out = {}
     for scale, tasks in SCALES.items():
-        for task, level, method, algo in itertools.product(tasks, LEVELS, METHODS, ALGOS):
+        pairs = [*itertools.product(METHODS, ALGOS), *(("decqn", a) for a in DECQN_ALGOS)]
+        for task, level, (method, algo) in itertools.product(tasks, LEVELS, pairs):
             rel = os.path.join("experiments", scale, task, level, f"{method}_{algo}.gin")
+            algo_file = f"decqn_{algo}" if method == "decqn" else algo
             body = "".join(f"include 'gin/{part}.gin'\n" for part in (
-                f"scales/{scale}", f"tasks/{task}", f"levels/{level}", f"methods/{method}", f"algos/{algo}"))
+                f"scales/{scale}", f"tasks/{task}", f"levels/{level}", f"methods/{method}", f"algos/{algo_file}"))
             out[rel] = HEADER + body
     return out
 

@@ -11,7 +11,7 @@ import gin
 import numpy as np
 import torch
 
-from spin_bench.algos import ALGORITHMS
+from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import check_path_component, directory_problem
 from spin_bench.envs import BENCHMARK_TASKS, LEVELS, normalise_bins, reference_returns
@@ -20,7 +20,7 @@ from spin_bench.train import identity, provenance
 from spin_bench.train.evaluation import Evaluator
 from spin_bench.train.trainer import CHECKPOINT, Schedule, final_score, load_checkpoint, train
 
-METHODS = ("spin", "saint", "f", "ar")
+METHODS = ("spin", "saint", "f", "ar", "decqn")  # decqn: value-based, its algos are DECQN_ALGORITHMS
 COMPLETE = "COMPLETE"
 SUMMARY = "summary.json"
 
@@ -42,8 +42,9 @@ class Experiment:
             raise ValueError(f"Experiment.level must be one of {list(LEVELS)}, got {level!r}")
         if method not in METHODS:
             raise ValueError(f"Experiment.method must be one of {list(METHODS)}, got {method!r}")
-        if algo not in ALGORITHMS:
-            raise ValueError(f"Experiment.algo must be one of {sorted(ALGORITHMS)}, got {algo!r}")
+        algos = DECQN_ALGORITHMS if method == "decqn" else ALGORITHMS
+        if algo not in algos:
+            raise ValueError(f"Experiment.algo must be one of {sorted(algos)} for method {method!r}, got {algo!r}")
         check_path_component("Experiment.scale", scale)
         try:
             normalise_bins(bins, BENCHMARK_TASKS[task].num_actions)
@@ -190,6 +191,13 @@ def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=N
     return make_spin_actor(obs_dim, bins, asm_checkpoint)
 
 
+def build_algorithm(method: str, algo: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
+    """The algorithm of a (method, algo) pair with its actor (a DecQN learner has none)."""
+    if method == "decqn":
+        return DECQN_ALGORITHMS[algo](obs_dim, bins)
+    return ALGORITHMS[algo](build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
+
+
 def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset):
     """SPIN's ASM: pre-trained, or loaded from the cache keyed by (dataset identity, config,
     seed); the file sha256 finds checkpoints cached before identities."""
@@ -313,8 +321,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
             pretrain_time = float(asm_ckpt.pretrain_seconds)
             summary["asm"] = {k: v for k, v in asm_ckpt.final_metrics.items()}
         torch.manual_seed(seed)  # model init independent of whether pre-training was cached
-        actor = build_actor(exp.method, obs_dim, bins, asm_ckpt).to(device)
-        algo = ALGORITHMS[exp.algo](actor, obs_dim, bins).to(device)
+        algo = build_algorithm(exp.method, exp.algo, obs_dim, bins, asm_ckpt).to(device)
         evaluator = Evaluator(exp.task, bins, schedule.eval_episodes, seed, device,
                               max_steps=schedule.eval_max_steps, num_workers=exp.eval_workers)
         rows = train(algo, data, evaluator, run_dir, schedule, seed, device,

@@ -208,8 +208,10 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
 
             algo.eval()
             returns, eval_seconds = evaluator(policy, step)
-            with torch.no_grad():  # how well the actor explains the data's actions
-                behaviour_nll = float(-algo.actor.log_prob(probe.observations, probe.actions).mean())
+            behaviour_nll = None  # how well the actor explains the data's actions (none: no actor)
+            if getattr(algo, "actor", None) is not None:
+                with torch.no_grad():
+                    behaviour_nll = float(-algo.actor.log_prob(probe.observations, probe.actions).mean())
             algo.train()
             eval_clock += eval_seconds
             mean = float(np.mean(returns))
