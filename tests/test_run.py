@@ -172,8 +172,11 @@ def test_experiment_gin_files_are_in_sync_and_parse():
 
     assert stale_files() == []
     files = experiment_files()
-    assert len(files) == 1024  # 4 scales' tasks x 4 levels x 4 methods x (IQL, AWAC, BCQ, BC)
+    # 16 (scale, task) x 4 levels x (4 methods x (IQL, AWAC, BCQ, BC) + DecQN x (CQL, BCQ, IQL, OneStep))
+    assert len(files) == 16 * 4 * (16 + 4)
     for rel in ("experiments/paper/dog-trot-b30/medium-expert/spin_iql.gin",
+                "experiments/paper/dog-trot/expert/decqn_onestep.gin",
+                "experiments/cpu/cheetah-run/medium-expert/decqn_cql.gin",
                 "experiments/cpu/cheetah-run/random-medium-expert/f_bc.gin",
                 "experiments/cpu/cheetah-run/medium-expert/spin_iql.gin",
                 "experiments/smoke/quadruped-walk/random-medium-expert/ar_bcq.gin"):

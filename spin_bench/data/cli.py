@@ -1,4 +1,4 @@
-"""``python -m spin_bench.data {import,inspect,table,list,register}``.
+"""``python -m spin_bench.data {import,inspect,table,list,register,export-minari,import-minari}``.
 
 Every failure exits non-zero with one line on stderr (``error: ...``), no traceback: status 2
 for bad input (flags, files, values), 1 for anything else; set ``SPIN_BENCH_DEBUG=1`` to get
@@ -40,7 +40,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m spin_bench.data",
                      description="spin_bench datasets: import, inspect, tabulate and list.")
-    sub = parser.add_subparsers(dest="command", metavar="{import,inspect,table,list,register}",
+    sub = parser.add_subparsers(dest="command", metavar="{import,inspect,table,list,register,export-minari,import-minari}",
                                 parser_class=_Parser)
     sub.required = True
 
@@ -83,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     reg = sub.add_parser("register", help="add a dataset file to the store's registry")
     reg.add_argument("file")
     _add_data_dir(reg)
+
+    exm = sub.add_parser("export-minari", help="write a dataset as a Minari dataset (needs minari)")
+    exm.add_argument("file", metavar="DATASET_OR_ID", help="a dataset file, or a dataset id in the store")
+    _add_data_dir(exm)
+    exm.add_argument("--minari_root", "--minari-root", default=None,
+                     help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    exm.add_argument("--id", default=None, help="Minari id (default: dmc-discrete/<task>/<level>-b<bins>-v<version>)")
+    exm.add_argument("--overwrite", action="store_true", help="replace an existing Minari dataset")
+
+    imm = sub.add_parser("import-minari", help="read a Minari dataset into our format (needs minari)")
+    imm.add_argument("source", metavar="MINARI_ID_OR_DIR", help="a Minari id under --minari_root, or its directory")
+    _add_data_dir(imm)
+    imm.add_argument("--minari_root", "--minari-root", default=None,
+                     help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    imm.add_argument("--out", default=None, help="output file (default: the store, under the dataset id)")
+    imm.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    imm.add_argument("--task", default=None, help="task, for Minari datasets not exported by spin_bench")
+    imm.add_argument("--level", default=None, help="level, for Minari datasets not exported by spin_bench")
     return parser
 
 
@@ -213,8 +231,29 @@ def _cmd_register(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_minari(a: argparse.Namespace) -> int:
+    from spin_bench.data.minari_io import export_minari
+
+    mid, path = export_minari(a.file, root=a.minari_root, data_dir=a.data_dir, dataset_id=a.id,
+                              overwrite=a.overwrite)
+    print(f"exported Minari dataset {mid}", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def _cmd_import_minari(a: argparse.Namespace) -> int:
+    from spin_bench.data.minari_io import import_minari
+
+    path, digest = import_minari(a.source, root=a.minari_root, out=a.out, data_dir=a.data_dir,
+                                 overwrite=a.overwrite, task=a.task, level=a.level)
+    print(f"imported {a.source}: sha256 {digest}", file=sys.stderr)
+    print(path)
+    return 0
+
+
 _COMMANDS = {"import": _cmd_import, "inspect": _cmd_inspect, "table": _cmd_table,
-             "list": _cmd_list, "register": _cmd_register}
+             "list": _cmd_list, "register": _cmd_register, "export-minari": _cmd_export_minari,
+             "import-minari": _cmd_import_minari}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
