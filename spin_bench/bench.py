@@ -25,8 +25,9 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cheetah-run", "quadruped-walk", "dog-trot"], "task dimensions to benchmark")
-flags.DEFINE_list("methods", ["f", "ar", "saint", "spin"], "methods")
-flags.DEFINE_list("algos", ["iql"], "algorithms")
+flags.DEFINE_list("methods", ["f", "ar", "saint", "spin"], "methods (also decqn: the value-based learners)")
+flags.DEFINE_list("algos", ["iql"], "algorithms (decqn's: cql, bcq, iql, onestep); only the grid's "
+                  "method x algorithm pairs run")
 flags.DEFINE_list("scales", ["cpu", "paper"], "model scales (gin/scales/<scale>.gin)")
 flags.DEFINE_list("parts", ["train", "asm", "eval"],
                   "what to measure: train, reference (the straightforward IQL step on the same models), asm, eval")
@@ -100,8 +101,9 @@ def _sync(device) -> None:
 def _parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[str]):
     from spin_bench import configs
 
+    algo_file = f"decqn_{algo}" if method == "decqn" else algo
     parts = [f"gin/scales/{scale}.gin", f"gin/tasks/{task}.gin", "gin/levels/medium-expert.gin",
-             f"gin/methods/{method}.gin", f"gin/algos/{algo}.gin"]
+             f"gin/methods/{method}.gin", f"gin/algos/{algo_file}.gin"]
     configs.parse([os.path.join(configs.CONFIG_ROOT, p) for p in parts], bindings, finalize=False)
 
 
@@ -172,9 +174,8 @@ def _flops(fn) -> int:
 
 
 def _build(task, method, algo, device):
-    from spin_bench.algos import ALGORITHMS
     from spin_bench.envs import get_task_spec, normalise_bins
-    from spin_bench.train.experiment import Experiment, build_actor
+    from spin_bench.train.experiment import Experiment, build_algorithm
 
     exp = Experiment()
     spec = get_task_spec(exp.task)
@@ -183,8 +184,7 @@ def _build(task, method, algo, device):
     if method == "spin":
         from spin_bench.models.asm import ActionStructureModel
         asm = ActionStructureModel(spec.obs_dim, bins)
-    actor = build_actor(method, spec.obs_dim, bins, asm).to(device)
-    return ALGORITHMS[algo](actor, spec.obs_dim, bins).to(device), bins, spec
+    return build_algorithm(method, algo, spec.obs_dim, bins, asm).to(device), bins, spec
 
 
 def _train_setup(cfg: dict):
@@ -227,7 +227,7 @@ def bench_train(cfg: dict) -> dict:
             losses.update(update(sampler.sample()))
     dt, samples = _median_seconds(timed_steps, cfg["steps"], cfg["repeats"], device)
     assert all(torch.isfinite(v) for v in losses.values())
-    d_model = getattr(algo.actor, "config", {}).get("d_model")
+    d_model = getattr(getattr(algo, "actor", None), "config", {}).get("d_model")
     rows = schedule.batch_size * (len(bins) + algo.actor.config["num_state_tokens"]) if d_model else schedule.batch_size
     return {"kind": "train", "update_mode": mode, "precision": update.precision,
             "steps_per_s": 1.0 / dt, "steps_per_s_samples": samples, "flops_per_step": flops,
@@ -263,7 +263,7 @@ def bench_reference(cfg: dict) -> dict:
                                      cfg["steps"], device))
     fast, straight = (_median(sorted(rates[k])) for k in ("fast", "straightforward"))
     return {"kind": "reference", "steps_per_s": straight, "fast_steps_per_s": fast, "speedup": fast / straight,
-            "samples": rates, "d_model": getattr(algo.actor, "config", {}).get("d_model"),
+            "samples": rates, "d_model": getattr(getattr(algo, "actor", None), "config", {}).get("d_model"),
             "batch_size": schedule.batch_size}
 
 
@@ -410,6 +410,13 @@ def combine_rounds(rounds: List[dict]) -> dict:
     return out
 
 
+def _pair_exists(method: str, algo: str) -> bool:
+    """Whether (method, algo) is a cell of the grid (DecQN pairs with its own algorithms only)."""
+    from spin_bench.gin_experiments import ALGOS, DECQN_ALGOS
+
+    return algo in (DECQN_ALGOS if method == "decqn" else ALGOS)
+
+
 def configurations() -> List[dict]:
     base = {"steps": FLAGS.steps, "warmup": FLAGS.warmup, "repeats": FLAGS.repeats, "threads": FLAGS.threads, "device": FLAGS.device,
             "bindings": list(FLAGS.gin_bindings), "eval_episodes": FLAGS.eval_episodes,
@@ -420,11 +427,13 @@ def configurations() -> List[dict]:
             if "train" in FLAGS.parts:
                 for method in FLAGS.methods:
                     for algo in FLAGS.algos:
+                        if not _pair_exists(method, algo):
+                            continue
                         for mode in FLAGS.update_modes:
                             out.append(dict(base, part="train", scale=scale, task=task, method=method, algo=algo,
                                             update_mode=mode))
             if "reference" in FLAGS.parts:
-                for method in FLAGS.methods:
+                for method in (m for m in FLAGS.methods if m != "decqn"):  # the reference step is actor IQL's
                     out.append(dict(base, part="reference", scale=scale, task=task, method=method, algo="iql"))
             if "asm" in FLAGS.parts:
                 out.append(dict(base, part="asm", scale=scale, task=task, method="asm", algo="mam"))
@@ -463,9 +472,11 @@ def _table(header: List[str], rows: List[list]) -> List[str]:
 
 def render_markdown(rows: List[dict]) -> str:
     """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
+    from spin_bench.analysis.labels import method_label
+
     out = []
-    names = [_METHOD_NAMES.get(r["method"], r["method"]) + ("" if r.get("update_mode", "eager") == "eager"
-                                                           else f" ({r['update_mode']})") for r in rows]
+    names = [(method_label(r["method"], r["algo"]) if r["method"] == "decqn" else _METHOD_NAMES.get(r["method"], r["method"]))
+             + ("" if r.get("update_mode", "eager") == "eager" else f" ({r['update_mode']})") for r in rows]
     train = [(r, name.replace("IQL", r["algo"].upper()) if r["method"] in ("f", "ar") else name)
              for r, name in zip(rows, names) if r.get("kind") in ("train", "asm")]
     out += _table(["scale", "task", "method", "d_model", "batch", "steps/s (median)", "MFLOP/step", "GFLOP/s",

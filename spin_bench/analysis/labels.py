@@ -2,6 +2,8 @@
 
 The paper's names for the IQL results are F-IQL, AR-IQL, SAINT and SPIN; with another
 offline RL algorithm the algorithm is appended (F-AWAC, AR-AWAC, SAINT-AWAC, SPIN-AWAC).
+The value-decomposition learners (method ``decqn``) carry the published benchmark's names:
+DecQN-CQL, DecQN-BCQ, DecQN-IQL, DecQN-OneStep.
 Colours come from the Okabe-Ito colour-blind-safe palette and never change between figures;
 markers and line styles differ too, so the figures also read in grey scale.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Iterable, List, Sequence, Tuple
 
 # Fixed order everywhere: baselines first, SPIN last.
-METHOD_ORDER: Tuple[str, ...] = ("f", "ar", "saint", "spin")
+METHOD_ORDER: Tuple[str, ...] = ("f", "ar", "saint", "decqn", "spin")
 BASELINE_METHOD = "f"      # the method whose asymptote defines the time-to-target target
 SPIN_METHOD = "spin"
 
@@ -20,12 +22,20 @@ METHOD_COLORS = {
     "ar": "#E69F00",     # orange
     "saint": "#009E73",  # bluish green
     "spin": "#D55E00",   # vermillion
+    "decqn": "#CC79A7",  # reddish purple
 }
-OTHER_COLORS = ("#CC79A7", "#56B4E9", "#F0E442", "#000000")
-METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D"}
-METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-"}
+OTHER_COLORS = ("#56B4E9", "#F0E442", "#000000")
+METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D", "decqn": "P"}
+METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-", "decqn": ":"}
 
-_PREFIX = {"f": "F", "ar": "AR", "saint": "SAINT", "spin": "SPIN"}
+_PREFIX = {"f": "F", "ar": "AR", "saint": "SAINT", "spin": "SPIN", "decqn": "DecQN"}
+_ALGO_NAMES = {"onestep": "OneStep"}
+
+
+def algo_label(algo: str) -> str:
+    """'iql' -> 'IQL'; 'onestep' -> 'OneStep' (the published benchmark's spelling)."""
+    algo = str(algo).lower()
+    return _ALGO_NAMES.get(algo, algo.upper())
 
 # Algorithms whose runs are reference rows: a run of one of them (e.g. F-BC, the factorised
 # actor trained by behaviour cloning) joins every other algorithm's tables of its scale as
@@ -44,8 +54,8 @@ def method_label(method: str, algo: str) -> str:
     method = str(method).lower()
     base, _, own_algo = method.partition("_")
     if own_algo:
-        return f"{_PREFIX.get(base, base.upper())}-{own_algo.upper()}"
-    algo_u = str(algo).upper()
+        return f"{_PREFIX.get(base, base.upper())}-{algo_label(own_algo)}"
+    algo_u = algo_label(algo)
     prefix = _PREFIX.get(method, str(method).upper())
     if method in ("saint", "spin") and str(algo).lower() == "iql":
         return prefix

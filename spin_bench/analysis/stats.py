@@ -15,7 +15,7 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rlm
 
-from spin_bench.analysis.labels import (SPIN_METHOD, cell_name, cell_sort_key, method_label,
+from spin_bench.analysis.labels import (SPIN_METHOD, algo_label, cell_name, cell_sort_key, method_label,
                                         order_methods)
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
@@ -109,7 +109,7 @@ def score_matrices(runs: pd.DataFrame, notes: Optional[Notes] = None,
     notes = notes if notes is not None else Notes()
     out = []
     for (scale, algo), grp in runs.groupby(["scale", "algo"], sort=True):
-        tag = f"aggregates ({scale}, {algo.upper()})"
+        tag = f"aggregates ({scale}, {algo_label(algo)})"
         methods = order_methods(grp["method"])
         lab = {m: method_label(m, algo) for m in methods}
         all_cells = sorted({(r.task, r.bins, r.level) for r in grp.itertuples()},
@@ -224,7 +224,7 @@ def aggregate(obj, reps: int = 2000, seed: int = 0, profile_points: int = 61,
                                      "lo": float(poi_cis[(mx, my)][0, 0]),
                                      "hi": float(poi_cis[(mx, my)][1, 0])})
         else:
-            notes.warn("missing method", f"aggregates ({scale}, {algo.upper()}): no SPIN runs, "
+            notes.warn("missing method", f"aggregates ({scale}, {algo_label(algo)}): no SPIN runs, "
                                          f"probability of improvement not computed")
         improvement = pd.DataFrame(poi_rows, columns=["method_x", "method_y", "label_x",
                                                       "label_y", "point", "lo", "hi"])

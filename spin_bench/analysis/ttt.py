@@ -38,7 +38,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import (BASELINE_METHOD, SPIN_METHOD, cell_name, cell_sort_key,
+from spin_bench.analysis.labels import (BASELINE_METHOD, SPIN_METHOD, algo_label, cell_name, cell_sort_key,
                                         method_label, order_methods)
 from spin_bench.analysis.loading import LoadResult
 from spin_bench.analysis.notes import AnalysisError, Notes
@@ -225,7 +225,7 @@ def _totals_and_speedups(cells: pd.DataFrame, notes: Notes):
         common = [c for c in all_cells if c not in degenerate and all((*c, m) in keyed.index for m in methods)]
         dropped = [c for c in all_cells if c not in common and c not in degenerate]
         if dropped:
-            notes.warn("time to target", f"time to target ({scale}, {algo.upper()}): the sums over cells leave "
+            notes.warn("time to target", f"time to target ({scale}, {algo_label(algo)}): the sums over cells leave "
                        f"out {len(dropped)} cell(s) where not every method has a time: "
                        + "; ".join(cell_name(*c) for c in dropped))
         sums = {}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from spin_bench.analysis import plots
-from spin_bench.analysis.labels import (bins_sort_key, cell_sort_key, level_sort_key,
+from spin_bench.analysis.labels import (algo_label, bins_sort_key, cell_sort_key, level_sort_key,
                                         method_label, method_sort_key, order_methods)
 from spin_bench.analysis.loading import LoadResult, fold_references, load_runs
 from spin_bench.analysis.notes import AnalysisError, Notes
@@ -270,7 +270,7 @@ class _Doc:
 def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: AggregateResult,
                     ttt: TimeToTargetResult, runs: pd.DataFrame, settings: Dict,
                     figures: Dict[str, List[str]], nll_table: Optional[pd.DataFrame] = None):
-    A = algo.upper()
+    A = algo_label(algo)
     g = f"{scale}-{algo}"
     md, tex = doc.md, doc.tex
     mdf, txf = _Fmt(False), _Fmt(True)
