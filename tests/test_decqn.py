@@ -146,3 +146,22 @@ def test_each_learner_beats_random_on_generated_data(tmp_path, store, algo):
     random = _random_returns([3, 3], episodes, 0, steps, max_steps)
     print("RESULT", algo, summary["final_return"], random)
     assert summary["final_return"] > float(np.max(random)) + 1.0, (summary["final_return"], random)
+
+
+def test_labels_sweep_and_grid_know_the_pairs():
+    from spin_bench.analysis.labels import method_label
+    from spin_bench.sweeps.spec import load_sweep, plan_runs
+
+    assert [method_label("decqn", a) for a in ("cql", "bcq", "iql", "onestep")] == [
+        "DecQN-CQL", "DecQN-BCQ", "DecQN-IQL", "DecQN-OneStep"]
+    sweep = load_sweep([os.path.join(REPO, "gin", "sweeps", "cpu_decqn.gin")])
+    runs = plan_runs(sweep, "/nonexistent/sweep_dir")
+    assert len(runs) == 3 * 4 * 3 and {r.algo for r in runs} == {"cql", "bcq", "iql", "onestep"}
+    with pytest.raises(ValueError, match="for method 'decqn'"):
+        configs.parse([os.path.join(REPO, "gin", "experiments", "smoke", TASK, "medium", "decqn_cql.gin")],
+                      ["Experiment.algo = 'awac'"], finalize=False)
+        try:
+            from spin_bench.train.experiment import Experiment
+            Experiment()
+        finally:
+            gin.clear_config()

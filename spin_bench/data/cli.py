@@ -37,6 +37,14 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                    help="dataset store (default: $SPIN_BENCH_DATA_DIR or ~/.spin_bench/datasets)")
 
 
+def _add_minari_args(p: argparse.ArgumentParser) -> None:
+    """--data_dir, --minari_root and --overwrite (of the output) for the Minari commands."""
+    _add_data_dir(p)
+    p.add_argument("--minari_root", "--minari-root", default=None,
+                   help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m spin_bench.data",
                      description="spin_bench datasets: import, inspect, tabulate and list.")
@@ -86,19 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     exm = sub.add_parser("export-minari", help="write a dataset as a Minari dataset (needs minari)")
     exm.add_argument("file", metavar="DATASET_OR_ID", help="a dataset file, or a dataset id in the store")
-    _add_data_dir(exm)
-    exm.add_argument("--minari_root", "--minari-root", default=None,
-                     help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    _add_minari_args(exm)
     exm.add_argument("--id", default=None, help="Minari id (default: dmc-discrete/<task>/<level>-b<bins>-v<version>)")
-    exm.add_argument("--overwrite", action="store_true", help="replace an existing Minari dataset")
 
     imm = sub.add_parser("import-minari", help="read a Minari dataset into our format (needs minari)")
     imm.add_argument("source", metavar="MINARI_ID_OR_DIR", help="a Minari id under --minari_root, or its directory")
-    _add_data_dir(imm)
-    imm.add_argument("--minari_root", "--minari-root", default=None,
-                     help="Minari datasets folder (default: $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    _add_minari_args(imm)
     imm.add_argument("--out", default=None, help="output file (default: the store, under the dataset id)")
-    imm.add_argument("--overwrite", action="store_true", help="replace an existing output")
     imm.add_argument("--task", default=None, help="task, for Minari datasets not exported by spin_bench")
     imm.add_argument("--level", default=None, help="level, for Minari datasets not exported by spin_bench")
     return parser
