@@ -37,7 +37,8 @@ def test_labels_and_colours():
         ["F-IQL", "AR-IQL", "SAINT", "SPIN"]
     assert [method_label(m, "awac") for m in ("f", "ar", "saint", "spin")] == \
         ["F-AWAC", "AR-AWAC", "SAINT-AWAC", "SPIN-AWAC"]
-    assert len(set(METHOD_COLORS.values())) == 4
+    assert method_label("decqn", "onestep") == "DecQN-OneStep"
+    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS) == 5  # one distinct colour each
 
 
 def test_per_cell_table_ties_one_seed_missing_method(tmp_path):
