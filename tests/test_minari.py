@@ -76,6 +76,7 @@ def test_round_trip_of_a_generated_dataset_is_exact(generated):
     for k, v in src.attrs.items():
         np.testing.assert_equal(back.attrs[k], v, err_msg=k)
     assert back.attrs["minari_source_sha256"] == src.sha256
+    assert back.identity == src.identity  # the data identity (arrays + defining attributes)
 
 
 def test_modified_minari_data_and_existing_targets_are_refused(generated):
