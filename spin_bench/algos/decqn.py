@@ -22,7 +22,7 @@ from typing import Dict, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from baselines.factorised import FactorisedMLPActor
+from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos.base import Batch, OfflineAlgorithm, make_optimizer, step
 from spin_bench.models.critics import FactoredCriticEnsemble, polyak_update
 
