@@ -100,10 +100,9 @@ def _sync(device) -> None:
 
 def _parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[str]):
     from spin_bench import configs
+    from spin_bench.gin_experiments import cell_parts
 
-    algo_file = f"decqn_{algo}" if method == "decqn" else algo
-    parts = [f"gin/scales/{scale}.gin", f"gin/tasks/{task}.gin", "gin/levels/medium-expert.gin",
-             f"gin/methods/{method}.gin", f"gin/algos/{algo_file}.gin"]
+    parts = [f"gin/{p}.gin" for p in cell_parts(scale, task, "medium-expert", method, algo)]
     configs.parse([os.path.join(configs.CONFIG_ROOT, p) for p in parts], bindings, finalize=False)
 
 

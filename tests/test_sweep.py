@@ -455,3 +455,18 @@ def test_archived_runs_count_as_done_on_a_fresh_machine(tmp_path, local_sweep, i
     shutil.rmtree(fresh)
     res = run_sweep([SMOKE], str(fresh), bindings=bindings, archive_dir=str(archive), dry_run=True, log=lambda m: None)
     assert res.counts == {"new": 2, "resume": 0, "skipped": 2}
+
+
+def test_committed_cpu_tier_runs_keep_their_run_ids(tmp_path):
+    """Every run committed under results/cpu_tier/runs is still a planned run of
+    gin/sweeps/cpu_tier.gin with the same id: a configuration change that would silently make
+    the sweep redo committed work (a new binding in a shared gin file, a renamed parameter)
+    fails here instead."""
+    archive = os.path.join(REPO, "results", "cpu_tier", "runs")
+    committed = sorted(os.listdir(archive)) if os.path.isdir(archive) else []
+    if not committed:
+        pytest.skip("no committed cpu-tier runs yet")
+    runs = {r.name: r for r in plan_runs(load_sweep([os.path.join(SWEEPS, "cpu_tier.gin")]), str(tmp_path))}
+    for name in committed:
+        assert name in runs, f"{name} is no longer a run of gin/sweeps/cpu_tier.gin"
+        assert runs[name].archived(archive), f"{name}: not recognised as done (run id or summary)"
