@@ -34,7 +34,7 @@ from spin_bench.cli import directory_problem
 from spin_bench.sweeps.executors import describe_returncode, make_executor
 from spin_bench.sweeps.launch import BUSY
 from spin_bench.atomic import atomic_write_text
-from spin_bench.sweeps.spec import (ARCHIVE_FILES, RUN_INFO, RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep,
+from spin_bench.sweeps.spec import (ARCHIVE_FILES, COMPLETE, RUN_INFO, RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep,
                                     plan_runs, split_bindings)
 
 STATUS_FILE = "sweep_status.json"
@@ -200,7 +200,7 @@ def archive_run(run: RunSpec, archive_dir: str) -> bool:
     checkpoints) to ``archive_dir/<run name>/``, each file atomically and summary.json last, so
     a half-copied run is never taken for a finished one.  False if the run is not complete."""
     src = run.run_dir
-    if not os.path.exists(os.path.join(src, "COMPLETE")):
+    if not os.path.exists(os.path.join(src, COMPLETE)):
         return False
     dst = os.path.join(archive_dir, run.name)
     os.makedirs(dst, exist_ok=True)
