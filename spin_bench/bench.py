@@ -23,9 +23,11 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from absl import app, flags  # noqa: E402
 
+from spin_bench.vocab import ACTOR_METHOD_ORDER, method_label  # noqa: E402
+
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cheetah-run", "quadruped-walk", "dog-trot"], "task dimensions to benchmark")
-flags.DEFINE_list("methods", ["f", "ar", "saint", "spin"], "methods (also decqn: the value-based learners)")
+flags.DEFINE_list("methods", list(ACTOR_METHOD_ORDER), "methods (also decqn: the value-based learners)")
 flags.DEFINE_list("algos", ["iql"], "algorithms (decqn's: cql, bcq, iql, onestep); only the grid's "
                   "method x algorithm pairs run")
 flags.DEFINE_list("scales", ["cpu", "paper"], "model scales (gin/scales/<scale>.gin)")
@@ -411,7 +413,7 @@ def combine_rounds(rounds: List[dict]) -> dict:
 
 def _pair_exists(method: str, algo: str) -> bool:
     """Whether (method, algo) is a cell of the grid (DecQN pairs with its own algorithms only)."""
-    from spin_bench.gin_experiments import ALGOS, DECQN_ALGOS
+    from spin_bench.vocab import ALGOS, DECQN_ALGOS
 
     return algo in (DECQN_ALGOS if method == "decqn" else ALGOS)
 
@@ -458,7 +460,7 @@ def _fmt(r: dict) -> str:
             f"mem {r['peak_memory_mb']:7.0f} MB")
 
 
-_METHOD_NAMES = {"f": "F-IQL", "ar": "AR-IQL", "saint": "SAINT", "spin": "SPIN", "asm": "ASM (MAM)"}
+_METHOD_NAMES = {**{m: method_label(m, "iql") for m in ACTOR_METHOD_ORDER}, "asm": "ASM (MAM)"}
 
 
 def _table(header: List[str], rows: List[list]) -> List[str]:
@@ -471,7 +473,6 @@ def _table(header: List[str], rows: List[list]) -> List[str]:
 
 def render_markdown(rows: List[dict]) -> str:
     """Markdown tables (training/ASM rows, then evaluation rows) of ``--json`` results."""
-    from spin_bench.analysis.labels import method_label
 
     out = []
     names = [(method_label(r["method"], r["algo"]) if r["method"] == "decqn" else _METHOD_NAMES.get(r["method"], r["method"]))

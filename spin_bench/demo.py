@@ -14,9 +14,11 @@ import sys
 import time
 
 from spin_bench.layout import GIN_DIR
+from spin_bench.rundir import SUMMARY
+from spin_bench.vocab import method_label
 
 DEMO_GIN = os.path.join(GIN_DIR, "demo.gin")
-METHODS = {"SPIN": "spin", "F-IQL": "f"}
+METHODS = {method_label(method, "iql"): method for method in ("spin", "f")}  # SPIN, F-IQL
 
 
 def main(argv=None) -> int:
@@ -53,7 +55,7 @@ def main(argv=None) -> int:
           f"{'train min (incl. ASM)':>21} | {'ASM min':>7} |")
     print(f"|{'-' * 8}|{'-' * 14}|{'-' * 13}|{'-' * 12}|{'-' * 23}|{'-' * 9}|")
     for label, (run_dir, _, _) in procs.items():
-        with open(os.path.join(run_dir, "summary.json")) as f:
+        with open(os.path.join(run_dir, SUMMARY)) as f:
             s = json.load(f)
         norm = s.get("final_normalized_score")
         print(f"| {label:6} | {s['final_return']:12.1f} | {s['best_return']:11.1f} | "

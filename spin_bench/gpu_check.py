@@ -46,12 +46,14 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional
 
+from spin_bench.vocab import ACTOR_METHOD_ORDER
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KIT_DIR = os.path.join(REPO_ROOT, "gpu_kit")
 # Not on the bare GPU image (the simulator, and the report's statistics): blocked here too.
 SIMULATOR_MODULES = ("gymnasium", "dm_control", "mujoco", "rliable", "arch")
 PARTS = ("tests", "equality", "bench", "precision", "train")
-METHODS = ("f", "ar", "saint", "spin")
+METHODS = ACTOR_METHOD_ORDER
 BENCH_TASKS = ("cheetah-run", "quadruped-walk", "humanoid-stand", "dog-trot")
 # Model and algorithm tests that need no simulator (tests/test_cuda.py runs on the device).
 TEST_FILES = ("tests/test_models_actors.py", "tests/test_models_asm.py", "tests/test_models_critics.py",
@@ -404,7 +406,8 @@ def train_cell(kit: Kit, device, args) -> dict:
     from spin_bench.envs import normalise_bins
     from spin_bench.models.asm import pretrain_asm
     from spin_bench.train.experiment import build_actor
-    from spin_bench.train.trainer import METRICS, Schedule, train
+    from spin_bench.rundir import METRICS
+    from spin_bench.train.trainer import Schedule, train
 
     task, method = args.train_task, args.train_method
     dataset_path = args.dataset or _find_dataset(task)

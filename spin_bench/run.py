@@ -29,12 +29,6 @@ flags.DEFINE_bool("resume", False, "continue a killed run from its last checkpoi
 flags.DEFINE_bool("prepare_only", False, "only make the run's inputs (dataset, cached ASM pre-training) and exit")
 
 
-def default_run_dir(results_dir: str, exp, seed: int) -> str:
-    bins = exp.bins if isinstance(exp.bins, int) else "x".join(str(b) for b in exp.bins)
-    return os.path.join(results_dir, f"{exp.task}-b{bins}", exp.level, f"{exp.method}_{exp.algo}",
-                        exp.scale, f"seed_{seed}")
-
-
 def _on_sigterm(signum, frame):
     from spin_bench.train.experiment import RunInterrupted
 
@@ -48,6 +42,7 @@ def main(argv):
     from spin_bench import configs
     from spin_bench.cli import directory_problem
     from spin_bench.data.schema import DatasetError
+    from spin_bench.rundir import default_run_dir
     from spin_bench.safe_load import UnreadableFileError, UnsafeFileError
     from spin_bench.train.experiment import (Experiment, RunDirError, check_inputs, prepare, resolve_device,
                                              run_experiment)
@@ -80,7 +75,8 @@ def main(argv):
         if FLAGS.prepare_only:
             print(prepare(FLAGS.seed, device))
             return 0
-        run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp, FLAGS.seed)
+        run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp.task, exp.bins, exp.level, exp.method,
+                                                   exp.algo, exp.scale, FLAGS.seed)
         summary = run_experiment(run_dir, FLAGS.seed, device, resume=FLAGS.resume, config=configs.config_str())
     except KeyboardInterrupt as e:
         name = str(e) or "SIGINT"

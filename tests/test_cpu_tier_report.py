@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 
 from spin_bench.analysis import load_runs, time_to_target
-from spin_bench.analysis.labels import method_label, order_methods
+from spin_bench.analysis.labels import order_methods
 from spin_bench.analysis.loading import fold_references
 from spin_bench.analysis.synthetic import write_run_dir
 from spin_bench.analysis.ttt import nll_steps_to_target
 from spin_bench.analysis.writer import write_report
+from spin_bench.vocab import method_label
 
 STEPS = [1000, 2000, 3000, 4000, 5000]
 CLOCK = [60, 120, 180, 240, 300]

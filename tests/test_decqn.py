@@ -149,7 +149,7 @@ def test_each_learner_beats_random_on_generated_data(tmp_path, store, algo):
 
 
 def test_labels_sweep_and_grid_know_the_pairs():
-    from spin_bench.analysis.labels import method_label
+    from spin_bench.vocab import method_label
     from spin_bench.sweeps.spec import load_sweep, plan_runs
 
     assert [method_label("decqn", a) for a in ("cql", "bcq", "iql", "onestep")] == [

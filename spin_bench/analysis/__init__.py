@@ -10,9 +10,8 @@
 
 Definitions: docs/report.md (and the docstrings of ``ttt`` and ``stats``).
 """
-from spin_bench.analysis.labels import (METHOD_COLORS, METHOD_ORDER, method_color, method_label,
-                                        order_methods)
-from spin_bench.analysis.loading import LoadResult, final_score, find_run_dirs, load_runs
+from spin_bench.analysis.labels import METHOD_COLORS, method_color, order_methods
+from spin_bench.analysis.loading import LoadResult, find_run_dirs, load_runs
 from spin_bench.analysis.notes import AnalysisError, Note, Notes
 from spin_bench.analysis.reference import (paper_returns, paper_time_to_target,
                                            published_reference_scores)
@@ -23,6 +22,8 @@ from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import (TimeToTargetResult, run_time_to_target, smooth_trailing,
                                      time_to_target)
 from spin_bench.analysis.writer import Report, write_report
+from spin_bench.rundir import final_score
+from spin_bench.vocab import METHOD_ORDER, method_label
 
 __all__ = [
     "AGGREGATE_METRICS", "AggregateResult", "AnalysisError", "CellTable", "GroupAggregate",

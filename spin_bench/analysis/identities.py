@@ -28,6 +28,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import pandas as pd
 
 from spin_bench.analysis.notes import Notes
+from spin_bench.rundir import SUMMARY
 
 BACKFILL_KEY = "dataset_identity_backfilled"  # summary.json: where a backfilled identity came from
 
@@ -192,7 +193,7 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
     summaries = {}
     for d in run_dirs:
         try:
-            with open(os.path.join(d, "summary.json")) as f:
+            with open(os.path.join(d, SUMMARY)) as f:
                 summaries[d] = json.load(f)
         except (OSError, ValueError):
             continue
@@ -215,5 +216,5 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
         if write and identity:
             s = dict(s, dataset_identity=identity)
             s[BACKFILL_KEY] = source
-            atomic_write_json(os.path.join(d, "summary.json"), s)
+            atomic_write_json(os.path.join(d, SUMMARY), s)
     return rows

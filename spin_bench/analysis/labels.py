@@ -1,9 +1,7 @@
-"""Method display names, the fixed method order, and one colour per method.
+"""Method colours, markers and line styles, and the sort orders of the report's tables.
 
-The paper's names for the IQL results are F-IQL, AR-IQL, SAINT and SPIN; with another
-offline RL algorithm the algorithm is appended (F-AWAC, AR-AWAC, SAINT-AWAC, SPIN-AWAC).
-The value-decomposition learners (method ``decqn``) carry the published benchmark's names:
-DecQN-CQL, DecQN-BCQ, DecQN-IQL, DecQN-OneStep.
+The names themselves (the method order, the display labels F-IQL, AR-IQL, SAINT, SPIN,
+SPIN-AWAC, DecQN-CQL, ..., the reference algorithms) live in :mod:`spin_bench.vocab`.
 Colours come from the Okabe-Ito colour-blind-safe palette and never change between figures;
 markers and line styles differ too, so the figures also read in grey scale.
 """
@@ -11,8 +9,8 @@ from __future__ import annotations
 
 from typing import Iterable, List, Sequence, Tuple
 
-# Fixed order everywhere: baselines first, SPIN last.
-METHOD_ORDER: Tuple[str, ...] = ("f", "ar", "saint", "decqn", "spin")
+from spin_bench.vocab import LEVEL_ORDER, METHOD_ORDER
+
 BASELINE_METHOD = "f"      # the method whose asymptote defines the time-to-target target
 SPIN_METHOD = "spin"
 
@@ -27,39 +25,6 @@ METHOD_COLORS = {
 OTHER_COLORS = ("#56B4E9", "#F0E442", "#000000")
 METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D", "decqn": "P"}
 METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-", "decqn": ":"}
-
-_PREFIX = {"f": "F", "ar": "AR", "saint": "SAINT", "spin": "SPIN", "decqn": "DecQN"}
-_ALGO_NAMES = {"onestep": "OneStep"}
-
-
-def algo_label(algo: str) -> str:
-    """'iql' -> 'IQL'; 'onestep' -> 'OneStep' (the published benchmark's spelling)."""
-    algo = str(algo).lower()
-    return _ALGO_NAMES.get(algo, algo.upper())
-
-# Algorithms whose runs are reference rows: a run of one of them (e.g. F-BC, the factorised
-# actor trained by behaviour cloning) joins every other algorithm's tables of its scale as
-# the method "<method>_<algo>" ("f_bc"), shown after the grid's methods.
-REFERENCE_ALGOS: Tuple[str, ...] = ("bc",)
-
-
-def reference_method(method: str, algo: str) -> str:
-    """('f', 'bc') -> 'f_bc': the method key of a reference run inside another algorithm's group."""
-    return f"{str(method).lower()}_{str(algo).lower()}"
-
-
-def method_label(method: str, algo: str) -> str:
-    """('f', 'iql') -> 'F-IQL'; ('spin', 'iql') -> 'SPIN'; ('spin', 'awac') -> 'SPIN-AWAC';
-    a reference run's method key ('f_bc') keeps its own algorithm: 'F-BC' in any group."""
-    method = str(method).lower()
-    base, _, own_algo = method.partition("_")
-    if own_algo:
-        return f"{_PREFIX.get(base, base.upper())}-{algo_label(own_algo)}"
-    algo_u = algo_label(algo)
-    prefix = _PREFIX.get(method, str(method).upper())
-    if method in ("saint", "spin") and str(algo).lower() == "iql":
-        return prefix
-    return f"{prefix}-{algo_u}"
 
 
 def method_sort_key(method: str) -> Tuple[int, str]:
@@ -107,10 +72,6 @@ def bins_label(bins) -> str:
 
 CELL_KEYS: Tuple[str, ...] = ("task", "bins", "level")
 GROUP_KEYS: Tuple[str, ...] = ("scale", "algo")
-
-# The paper's order (Table 1).
-LEVEL_ORDER = ("medium", "medium-expert", "random-medium-expert", "expert")
-
 
 def level_sort_key(level: str) -> Tuple[int, str]:
     return (LEVEL_ORDER.index(level), level) if level in LEVEL_ORDER else (len(LEVEL_ORDER), str(level))

@@ -30,12 +30,10 @@ import numpy as np
 import pandas as pd
 
 from spin_bench.analysis.identities import check_identities
-from spin_bench.analysis.labels import REFERENCE_ALGOS, bins_label, method_label, reference_method
+from spin_bench.analysis.labels import bins_label
 from spin_bench.analysis.notes import AnalysisError, Notes
-
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-COMPLETE = "COMPLETE"
+from spin_bench.rundir import COMPLETE, METRICS, SUMMARY, final_score
+from spin_bench.vocab import REFERENCE_ALGOS, method_label, reference_method
 
 REQUIRED_SUMMARY_KEYS = ("status", "task", "bins", "level", "method", "algo", "scale", "seed",
                          "dataset_sha256")
@@ -86,14 +84,6 @@ class LoadResult:
             return str(self.final_k)
         used = sorted({int(k) for k in self.runs["final_k"]}) if len(self.runs) else []
         return f"K (each run's own final_k: {', '.join(map(str, used)) or '-'})"
-
-
-def final_score(returns: Sequence[float], k: int) -> float:
-    """Final score of a run: the mean of its last ``k`` evaluation returns."""
-    values = np.asarray(returns, dtype=float)
-    if values.size == 0:
-        return float("nan")
-    return float(np.mean(values[-int(k):]))
 
 
 _GLOB_CHARS = set("*?[")

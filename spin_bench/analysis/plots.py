@@ -21,9 +21,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from spin_bench.analysis.labels import (cell_sort_key, method_color, method_label,
-                                        method_linestyle, method_marker, order_methods)
+from spin_bench.analysis.labels import (cell_sort_key, method_color, method_linestyle, method_marker,
+                                        order_methods)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, GroupAggregate
+from spin_bench.vocab import method_label
 
 FULL_WIDTH = 7.0
 COLUMN_WIDTH = 3.4

@@ -4,7 +4,8 @@
 - Table 2: dog-trot medium-expert, IQL, by bins (3, 10, 30); its last column is Table 6,
   the time to target in minutes for the same cells.
 - Table 5: minutes to reach 95% of F-IQL's asymptote (one NVIDIA A40), IQL, 3 bins.
-- reference_scores.csv: expert/random returns of the published datasets.
+- the expert/random returns of the published datasets (the task registry's own table,
+  ``spin_bench/envs/published_reference_scores.csv``).
 
 Everything returned here is labelled with its source so that reports can show it as
 "paper", never as ours.
@@ -16,6 +17,8 @@ import os
 
 import pandas as pd
 
+from spin_bench.envs.registry import PUBLISHED_REFERENCE_CSV
+
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference")
 PAPER = "Landers et al., ICLR 2026"
 
@@ -23,7 +26,7 @@ _LABEL_TO_METHOD = {"F-IQL": "f", "AR-IQL": "ar", "SAINT": "saint", "SPIN": "spi
 
 
 def _read(name: str) -> pd.DataFrame:
-    path = os.path.join(REFERENCE_DIR, name)
+    path = name if os.path.isabs(name) else os.path.join(REFERENCE_DIR, name)
     return pd.read_csv(path, comment="#")
 
 
@@ -69,7 +72,7 @@ def paper_time_to_target() -> pd.DataFrame:
 
 @functools.lru_cache(maxsize=None)
 def _published_reference_scores() -> pd.DataFrame:
-    df = _read("reference_scores.csv")
+    df = _read(PUBLISHED_REFERENCE_CSV)
     df["bins"] = df["bins"].astype(int).astype(str)
     return df
 

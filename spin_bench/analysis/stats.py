@@ -15,10 +15,10 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rlm
 
-from spin_bench.analysis.labels import (SPIN_METHOD, algo_label, cell_name, cell_sort_key, method_label,
-                                        order_methods)
+from spin_bench.analysis.labels import SPIN_METHOD, cell_name, cell_sort_key, order_methods
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
+from spin_bench.vocab import algo_label, method_label
 
 # The order rliable's own examples use.
 AGGREGATE_METRICS: Tuple[str, ...] = ("Median", "IQM", "Mean", "Optimality Gap")

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from spin_bench.analysis.reference import paper_returns, published_reference_scores
+from spin_bench.rundir import COMPLETE, METRICS, OPERATIVE_CONFIG, SUMMARY
+from spin_bench.vocab import ACTOR_METHOD_ORDER, LEVEL_ORDER
 
 
 def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str = "medium",
@@ -48,7 +50,7 @@ def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str
                   "return_mean": returns, "return_std": np.full(n, 10.0),
                   "normalized_score": norm, "critic_loss": np.linspace(1.0, 0.1, n),
                   "actor_loss": np.linspace(2.0, 0.5, n)}).to_csv(
-        os.path.join(run_dir, "metrics.csv"), index=False)
+        os.path.join(run_dir, METRICS), index=False)
     dataset_id = dataset_id or f"{task}-{level}-{bins}bins"
     dataset_sha256 = dataset_sha256 or ("0" * 63 + "1")
     if dataset_identity is None:
@@ -74,14 +76,14 @@ def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str
         summary["dataset_identity"] = dataset_identity
     if dataset_path:
         summary["dataset_path"] = dataset_path
-    with open(os.path.join(run_dir, "summary.json"), "w") as f:
+    with open(os.path.join(run_dir, SUMMARY), "w") as f:
         json.dump(summary, f, indent=1)
-    with open(os.path.join(run_dir, "operative_config.gin"), "w") as f:
+    with open(os.path.join(run_dir, OPERATIVE_CONFIG), "w") as f:
         f.write(f"# synthetic run\nExperiment.task = '{task}'\nExperiment.seed = {seed}\n")
     if complete is None:
         complete = status == "complete"
     if complete:
-        open(os.path.join(run_dir, "COMPLETE"), "w").close()
+        open(os.path.join(run_dir, COMPLETE), "w").close()
     return run_dir
 
 
@@ -100,7 +102,7 @@ def make_synthetic_sweep(root: str, seed: int = 0, seeds: int = 5, num_steps: in
     if cells is None:
         cells = [(t, "3", lv) for t in ("cheetah-run", "finger-spin", "quadruped-walk",
                                          "humanoid-stand")
-                 for lv in ("medium", "medium-expert", "random-medium-expert", "expert")]
+                 for lv in LEVEL_ORDER]
         cells += [("dog-trot", b, "medium-expert") for b in ("3", "10", "30")]
     steps = np.arange(eval_every, num_steps + 1, eval_every)
     for task, bins, level in cells:
@@ -108,7 +110,7 @@ def make_synthetic_sweep(root: str, seed: int = 0, seeds: int = 5, num_steps: in
         reference = {"expert": float(ref["expert"]), "random": float(ref["random"])}
         cell = paper[(paper.task == task) & (paper.bins == bins) & (paper.level == level)]
         start = 0.5 * reference["random"] + 0.15 * reference["expert"]
-        for method in ("f", "ar", "saint", "spin"):
+        for method in ACTOR_METHOD_ORDER:
             row = cell[cell.method == method].iloc[0]
             pretrain = 240.0 * (1 + len(bins)) if method == "spin" else 0.0
             for s in range(seeds):

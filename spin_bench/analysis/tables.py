@@ -6,12 +6,12 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import (cell_name, cell_sort_key, method_label, method_sort_key,
-                                        order_methods)
+from spin_bench.analysis.labels import cell_name, cell_sort_key, method_sort_key, order_methods
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
 from spin_bench.analysis.reference import paper_returns
 from spin_bench.analysis.stats import bootstrap_ci
+from spin_bench.vocab import method_label
 
 CELL = ["scale", "algo", "task", "bins", "level"]
 TABLE_COLUMNS = CELL + ["method", "label", "n", "mean", "std", "lo", "hi", "best",

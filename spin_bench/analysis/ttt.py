@@ -38,11 +38,11 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import (BASELINE_METHOD, SPIN_METHOD, algo_label, cell_name, cell_sort_key,
-                                        method_label, order_methods)
+from spin_bench.analysis.labels import BASELINE_METHOD, SPIN_METHOD, cell_name, cell_sort_key, order_methods
 from spin_bench.analysis.loading import LoadResult
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.stats import bootstrap_ci
+from spin_bench.vocab import algo_label, method_label
 
 CELL = ["scale", "algo", "task", "bins", "level"]
 DEGENERATE_SHARE = 0.5  # of a cell's runs reaching the target at their first evaluation

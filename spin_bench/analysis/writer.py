@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 
 from spin_bench.analysis import plots
-from spin_bench.analysis.labels import (algo_label, bins_sort_key, cell_sort_key, level_sort_key,
-                                        method_label, method_sort_key, order_methods)
+from spin_bench.analysis.labels import (bins_sort_key, cell_sort_key, level_sort_key, method_sort_key,
+                                        order_methods)
 from spin_bench.analysis.loading import LoadResult, fold_references, load_runs
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.reference import PAPER, paper_time_to_target
 from spin_bench.analysis.stats import AGGREGATE_METRICS, AggregateResult, aggregate
 from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
+from spin_bench.vocab import algo_label, method_label
 
 logger = logging.getLogger("spin_bench.analysis")
 

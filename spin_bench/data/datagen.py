@@ -42,9 +42,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from spin_bench.data.checksum import sha256_file
-from spin_bench.envs.registry import GENERATED_REFERENCE_CSV, LEVELS
+from spin_bench.envs.registry import GENERATED_REFERENCE_CSV
 from spin_bench import envs as _envs  # the simulator is imported on first use
 from spin_bench.envs.spaces import normalise_bins
+from spin_bench.vocab import LEVELS
 
 POLICY_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "policies")
 DEFAULT_SIZES = {"medium": 1_000_000, "expert": 1_000_000, "medium-expert": 2_000_000,

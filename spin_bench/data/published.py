@@ -23,7 +23,8 @@ from spin_bench.data.dataset import write_dataset
 from spin_bench.data.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from spin_bench.data.schema import DatasetError, action_dtype, dataset_id
 from spin_bench.data.store import DatasetStore
-from spin_bench.envs.registry import LEVELS, get_task_spec
+from spin_bench.envs.registry import get_task_spec
+from spin_bench.vocab import LEVELS
 
 PUBLISHED_EPISODE_LENGTH = 1000
 GENERATOR = "spin_bench.data.published"

@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spin_bench.envs.registry import BENCHMARK_TASKS, split_task_name
+from spin_bench.vocab import BENCHMARK_TASKS, split_task_name
 
 FORMAT_VERSION = 1
 

@@ -6,9 +6,9 @@ on first use, so training code runs where no simulator is installed (e.g. a bare
 """
 import importlib
 
-from spin_bench.envs.registry import (BENCHMARK_TASKS, LEVELS, ReferenceReturns, TaskSpec,
-                                      get_task_spec, reference_returns)
+from spin_bench.envs.registry import ReferenceReturns, get_task_spec, reference_returns
 from spin_bench.envs.spaces import AtomicActionView, bin_values, normalise_bins, validate_action
+from spin_bench.vocab import BENCHMARK_TASKS, LEVELS, TaskSpec
 
 _LAZY = {"DiscretizedDMCEnv": "dmc", "available_tasks": "dmc", "flatten_observation": "dmc",
          "make_env": "dmc", "VectorEnv": "vector"}

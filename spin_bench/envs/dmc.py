@@ -16,8 +16,8 @@ from typing import Any, Dict, Optional, Tuple
 import gymnasium as gym
 import numpy as np
 
-from spin_bench.envs import registry
 from spin_bench.envs.spaces import BinsLike, bin_values, normalise_bins, validate_action
+from spin_bench.vocab import split_task_name
 
 
 class _DropKnownMujocoDeprecation(logging.Filter):
@@ -59,7 +59,7 @@ class DiscretizedDMCEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, task: str, bins: BinsLike = 3):
-        domain, name = registry.split_task_name(task)
+        domain, name = split_task_name(task)
         if task not in available_tasks():
             raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(available_tasks())}")
         self.task_name = task

@@ -1,4 +1,4 @@
-"""Task registry: the benchmark tasks, their dimensions and reference returns.
+"""Task registry: the benchmark tasks (named in :mod:`spin_bench.vocab`) and their reference returns.
 
 Reference returns feed the normalised score  (R - random) / (expert - random).
 The published ones (Beeson, Ireland, Montana, TMLR 2024) are copied into the
@@ -14,53 +14,11 @@ import functools
 import os
 from typing import Dict, Optional, Tuple
 
+from spin_bench.vocab import BENCHMARK_TASKS
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISHED_REFERENCE_CSV = os.path.join(_HERE, "published_reference_scores.csv")
 GENERATED_REFERENCE_CSV = os.path.join(_HERE, "generated_reference_scores.csv")
-
-LEVELS = ("medium", "expert", "medium-expert", "random-medium-expert")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSpec:
-    """Static facts about one benchmark task."""
-
-    name: str                      # "domain-task"
-    num_actions: int               # N, the number of sub-actions
-    obs_dim: int                   # flattened observation size
-    published_bins: Tuple[int, ...]  # bins with published datasets
-    tier: str                      # "cpu" (this hardware can run it) or "gpu"
-
-    @property
-    def domain(self) -> str:
-        return split_task_name(self.name)[0]
-
-    @property
-    def task(self) -> str:
-        return split_task_name(self.name)[1]
-
-
-BENCHMARK_TASKS: Dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in (
-        TaskSpec("cheetah-run", 6, 17, (3,), "cpu"),
-        TaskSpec("finger-spin", 2, 9, (3,), "cpu"),
-        TaskSpec("fish-swim", 5, 24, (3,), "cpu"),
-        TaskSpec("quadruped-walk", 12, 78, (3,), "cpu"),
-        TaskSpec("humanoid-stand", 21, 67, (3,), "gpu"),
-        TaskSpec("dog-trot", 38, 223, (3, 10, 30, 50, 75, 100), "gpu"),
-    )
-}
-
-
-def split_task_name(task: str) -> Tuple[str, str]:
-    """'cheetah-run' -> ('cheetah', 'run'); 'ball_in_cup-catch' keeps underscores."""
-    if not isinstance(task, str) or task.count("-") != 1:
-        raise ValueError(
-            f"task {task!r} must be spelled 'domain-task' (e.g. 'cheetah-run'); "
-            f"see spin_bench.envs.available_tasks()")
-    domain, name = task.split("-")
-    return domain, name
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ import gin
 
 from spin_bench import configs
 from spin_bench.cli import OneLineArgumentParser
+from spin_bench.rundir import OPERATIVE_CONFIG, SUMMARY
 
 
 class EstimateError(ValueError):
@@ -47,7 +48,7 @@ def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
     out: Dict[str, dict] = {}
     tasks = set()
     for d in run_dirs:
-        path = os.path.join(d, "summary.json")
+        path = os.path.join(d, SUMMARY)
         try:
             with open(path) as f:
                 s = json.load(f)
@@ -61,7 +62,7 @@ def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
         tasks.add(s["task"])
         entry = {"rate": steps / (train - pre), "eval_fraction": ev / (train - pre)}
         if pre > 0:
-            configs.parse([os.path.join(d, "operative_config.gin")], [], finalize=False)
+            configs.parse([os.path.join(d, OPERATIVE_CONFIG)], [], finalize=False)
             try:
                 entry["asm_rate"] = _asm_steps(int(s["num_transitions"])) / pre
             finally:
@@ -162,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not os.path.isdir(a.calibration):
         p.error(f"--calibration {a.calibration}: not a directory")
     dirs = sorted(os.path.join(a.calibration, d) for d in os.listdir(a.calibration)
-                  if os.path.isfile(os.path.join(a.calibration, d, "summary.json")))
+                  if os.path.isfile(os.path.join(a.calibration, d, SUMMARY)))
     if not dirs:
         p.error(f"--calibration {a.calibration}: no run directories with a summary.json")
     try:

@@ -30,11 +30,12 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
+from spin_bench.atomic import atomic_write_text
 from spin_bench.cli import directory_problem
+from spin_bench.rundir import COMPLETE
 from spin_bench.sweeps.executors import describe_returncode, make_executor
 from spin_bench.sweeps.launch import BUSY
-from spin_bench.atomic import atomic_write_text
-from spin_bench.sweeps.spec import (ARCHIVE_FILES, COMPLETE, RUN_INFO, RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep,
+from spin_bench.sweeps.spec import (ARCHIVE_FILES, RUN_INFO, RUNS_SUBDIR, RunSpec, Sweep, SweepError, load_sweep,
                                     plan_runs, split_bindings)
 
 STATUS_FILE = "sweep_status.json"

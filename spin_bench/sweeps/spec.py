@@ -24,14 +24,12 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import gin
 
 from spin_bench import configs
+from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, METRICS, OPERATIVE_CONFIG, SUMMARY
 
 RUNS_SUBDIR = "runs"
-COMPLETE = "COMPLETE"  # the runner's completion marker (spin_bench.train.experiment.COMPLETE)
-CHECKPOINT = "checkpoint.pt"
-SUMMARY = "summary.json"
 RUN_INFO = "sweep_run.json"  # the run's place in the sweep, written by the sweep runner
 # What an archive keeps of a finished run (never checkpoints or datasets); summary.json last.
-ARCHIVE_FILES = ("sweep_run.json", "config.gin", "operative_config.gin", "metrics.csv", SUMMARY)
+ARCHIVE_FILES = (RUN_INFO, CONFIG, OPERATIVE_CONFIG, METRICS, SUMMARY)
 # Parameters that name where things are, not what is computed: not part of a run's id.
 RUN_ID_EXCLUDED = ("Experiment.data_dir", "Experiment.asm_cache_dir")
 

@@ -14,15 +14,13 @@ import torch
 from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import check_path_component, directory_problem
-from spin_bench.envs import BENCHMARK_TASKS, LEVELS, normalise_bins, reference_returns
+from spin_bench.envs import normalise_bins, reference_returns
 from spin_bench.envs.registry import ReferenceReturns
+from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, OPERATIVE_CONFIG, SUMMARY, final_score
 from spin_bench.train import identity, provenance
 from spin_bench.train.evaluation import Evaluator
-from spin_bench.train.trainer import CHECKPOINT, Schedule, final_score, load_checkpoint, train
-
-METHODS = ("spin", "saint", "f", "ar", "decqn")  # decqn: value-based, its algos are DECQN_ALGORITHMS
-COMPLETE = "COMPLETE"
-SUMMARY = "summary.json"
+from spin_bench.train.trainer import Schedule, load_checkpoint, train
+from spin_bench.vocab import BENCHMARK_TASKS, LEVELS, METHODS
 
 
 @gin.configurable
@@ -301,7 +299,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                "final_k": schedule.final_k, "versions": provenance.package_versions(),
                "git_commit": provenance.git_commit(),
                "spin_bench_version": provenance.package_versions()["spin_bench"]}
-    atomic_write_text(os.path.join(run_dir, "config.gin"), config)
+    atomic_write_text(os.path.join(run_dir, CONFIG), config)
     atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
     evaluator = None
     try:
@@ -327,7 +325,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
         rows = train(algo, data, evaluator, run_dir, schedule, seed, device,
                      normalise=ref.normalise if ref else None, pretrain_time_s=pretrain_time,
                      resume=resume, checkpoint=state)
-        final = final_score(rows, schedule.final_k)
+        final = final_score([r["return_mean"] for r in rows], schedule.final_k)
         summary.update({
             "status": "complete", "pretrain_time_s": pretrain_time,
             "train_time_s": rows[-1]["train_time_s"], "eval_time_s": rows[-1]["eval_time_s"],
@@ -346,6 +344,6 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
         atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
         raise
     finally:
-        atomic_write_text(os.path.join(run_dir, "operative_config.gin"), gin.operative_config_str())
+        atomic_write_text(os.path.join(run_dir, OPERATIVE_CONFIG), gin.operative_config_str())
         if evaluator is not None:
             evaluator.close()

@@ -19,8 +19,7 @@ import os
 from typing import Dict, List, Optional
 
 from spin_bench.atomic import atomic_write_json
-
-IDENTITY = "run_identity.json"
+from spin_bench.rundir import CONFIG, IDENTITY, SUMMARY
 IDENTITY_FORMAT = 1
 # Bindings a resumed run may change: locations (the data is identified by its sha256), how the
 # update step is executed (UpdateStep.mode: eager or CUDA graph, same numbers),
@@ -80,7 +79,7 @@ def recorded(run_dir: str) -> Optional[dict]:
         except (OSError, ValueError) as e:
             raise RunMismatchError(f"{path}: unreadable run record ({e}); refusing to resume a run "
                                    f"that cannot be identified (start a new run directory)") from None
-    config_path, summary_path = os.path.join(run_dir, "config.gin"), os.path.join(run_dir, "summary.json")
+    config_path, summary_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, SUMMARY)
     if not os.path.exists(config_path):
         return None
     try:

@@ -23,11 +23,10 @@ import torch
 
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
+from spin_bench.rundir import CHECKPOINT, METRICS
 from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.train.graph_step import UpdateStep
 
-CHECKPOINT = "checkpoint.pt"
-METRICS = "metrics.csv"
 # What a training checkpoint holds (all tensors or plain Python values: it loads with
 # torch.load(weights_only=True), see spin_bench.safe_load).
 CHECKPOINT_KEYS = ("algo", "sampler_rng", "torch_rng", "cuda_rng", "step", "train_clock", "eval_clock", "rows")
@@ -270,9 +269,3 @@ def _check_finite(loss_sums: Dict[str, torch.Tensor], step: int) -> None:
         raise NumericalError(f"non-finite loss ({', '.join(bad)}) by gradient step {step}; "
                              f"the run was stopped (check learning rates, reward scale, data)")
 
-
-def final_score(rows: List[dict], k: int) -> float:
-    """Mean return of the last k evaluations."""
-    if not rows:
-        return math.nan
-    return float(np.mean([r["return_mean"] for r in rows[-k:]]))

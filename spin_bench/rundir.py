@@ -1,0 +1,43 @@
+"""A run directory, written down once: the names of its files, where a run lands by default,
+and its final score.  The trainer writes these files, the sweeps archive them and the
+analysis reads them; all three take the names from here.
+
+    <results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed>/
+        config.gin            every binding the run parsed
+        operative_config.gin  the values the run used, defaults included
+        run_identity.json     what a --resume must match
+        metrics.csv           one row per evaluation
+        summary.json          the run's record (status, dataset, versions, final score)
+        checkpoint.pt         the last training checkpoint
+        COMPLETE              written last, when the run finished
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence, Union
+
+import numpy as np
+
+CONFIG = "config.gin"
+OPERATIVE_CONFIG = "operative_config.gin"
+IDENTITY = "run_identity.json"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CHECKPOINT = "checkpoint.pt"
+COMPLETE = "COMPLETE"
+
+
+def default_run_dir(results_dir: str, task: str, bins: Union[int, Sequence[int]], level: str, method: str,
+                    algo: str, scale: str, seed: int) -> str:
+    """``<results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed>``; per-dimension
+    bins are joined with 'x' (``cheetah-run-b3x3x5x3x3x3``)."""
+    bins = bins if isinstance(bins, int) else "x".join(str(b) for b in bins)
+    return os.path.join(results_dir, f"{task}-b{bins}", level, f"{method}_{algo}", scale, f"seed_{seed}")
+
+
+def final_score(returns: Sequence[float], k: int) -> float:
+    """Final score of a run: the mean of its last ``k`` evaluation returns (NaN without any)."""
+    values = np.asarray(returns, dtype=float)
+    if values.size == 0:
+        return float("nan")
+    return float(np.mean(values[-int(k):]))
