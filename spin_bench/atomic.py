@@ -1,6 +1,9 @@
-"""Atomic file writes: write a temp file in the target's directory, fsync, os.replace.
+"""Atomic file writes and file locks, the one implementation of each.
 
-A reader (or a crash) never sees a half-written file: either the old file or the new one.
+Writes: a temp file in the target's directory, fsync, os.replace; a reader (or a crash) never
+sees a half-written file, only the old one or the new one.  Locks: an exclusive advisory lock
+(POSIX ``flock``) on a lock file, blocking (:func:`file_lock`) or tried once (:func:`try_lock`).
+Standard library only (the sweep's launcher takes a lock before it execs a run).
 """
 from __future__ import annotations
 
@@ -9,7 +12,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: locks are no-ops
+    fcntl = None
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -106,3 +114,32 @@ def atomic_torch_save(obj: Any, path: PathLike) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the ``with`` block, waiting
+    for another holder to release it; a no-op where ``fcntl`` is unavailable."""
+    if fcntl is None:  # pragma: no cover
+        yield
+        return
+    with open(os.fspath(path), "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def try_lock(path: PathLike) -> Optional[int]:
+    """Take an exclusive lock on `path` (created if missing) without waiting: the open file
+    descriptor holding it (closing it releases the lock), or None when another process holds it."""
+    fd = os.open(os.fspath(path), os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:  # pragma: no cover
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

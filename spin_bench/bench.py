@@ -56,18 +56,20 @@ def peak_matmul_gflops(device, sizes=(256, 512, 1024), repeats: int = 5) -> floa
     """Best fp32 dense matmul rate 2 n^3 / t over a few square sizes, in GFLOP/s."""
     import torch
 
+    from spin_bench.models.common import synchronize
+
     best = 0.0
     for n in sizes:
         a = torch.randn(n, n, device=device)
         b = torch.randn(n, n, device=device)
         for _ in range(2):
             a @ b
-        _sync(device)
+        synchronize(device)
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             a @ b
-            _sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - t0)
         best = max(best, 2 * n ** 3 / min(times) / 1e9)
     return best
@@ -79,25 +81,20 @@ def layer_gflops(rows: int, width: int, device, repeats: int = 20) -> float:
     a step made of such layers, below the square-matmul peak when the width is small)."""
     import torch
 
+    from spin_bench.models.common import synchronize
+
     layer = torch.nn.Linear(width, 2 * width, device=device)
     x = torch.randn(rows, width, device=device, requires_grad=True)
     for _ in range(3):
         layer(x).sum().backward()
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         layer(x).sum().backward()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - t0)
     return 3 * 2 * rows * width * 2 * width / min(times) / 1e9
-
-
-def _sync(device) -> None:
-    import torch
-
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[str]):
@@ -209,6 +206,7 @@ def bench_train(cfg: dict) -> dict:
     ATen calls)."""
     import torch
 
+    from spin_bench.models.common import synchronize
     from spin_bench.train.graph_step import UpdateStep
 
     algo, bins, schedule, sampler, device = _train_setup(cfg)
@@ -219,7 +217,7 @@ def bench_train(cfg: dict) -> dict:
     flops = _flops(lambda: algo.update(sampler.sample())) if static else None
     for _ in range(max(cfg["warmup"], update.warmup + 1 if mode == "graph" else 0)):
         update(sampler.sample())
-    _sync(device)
+    synchronize(device)
     ops = count_ops(lambda: update(sampler.sample())) if static else None  # a replay: the batch copies only
     losses = {}
 
@@ -306,10 +304,12 @@ def bench_asm(cfg: dict) -> dict:
 
 def _rate(fn, steps: int, device) -> float:
     """Steps/s of one timing of ``fn()``, which runs ``steps`` steps (device synchronised)."""
-    _sync(device)
+    from spin_bench.models.common import synchronize
+
+    synchronize(device)
     t0 = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return steps / (time.perf_counter() - t0)
 
 

@@ -11,6 +11,7 @@ import gin
 import torch
 from torch import nn
 
+from spin_bench.models.common import adam_kwargs
 from spin_bench.models.critics import FactoredCriticEnsemble
 
 
@@ -29,12 +30,16 @@ def make_optimizer(params: Iterable[nn.Parameter], lr: float, weight_decay: floa
                    implementation: str = "auto") -> torch.optim.Optimizer:
     """Adam over `params` (only parameters that require grad: frozen ones get no state).
 
-    implementation: 'fused' | 'foreach' | 'auto' (fused where torch supports it: CUDA and CPU).
+    implementation: 'fused' | 'foreach' | 'auto' (the suite's Adam policy, ``adam_kwargs``: fused
+    where torch supports it on the parameters' device, CUDA and CPU).
     """
     params = [p for p in params if p.requires_grad]
     if implementation not in ("auto", "fused", "foreach"):
         raise ValueError(f"make_optimizer.implementation must be 'auto', 'fused' or 'foreach', got {implementation!r}")
-    kwargs = {"fused": True} if implementation in ("auto", "fused") else {"foreach": True}
+    if implementation == "auto":
+        kwargs = adam_kwargs(params[0].device if params else "cpu")
+    else:
+        kwargs = {"fused": True} if implementation == "fused" else {"foreach": True}
     if weight_decay:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **kwargs)
     return torch.optim.Adam(params, lr=lr, **kwargs)

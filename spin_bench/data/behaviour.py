@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from spin_bench import envs as _envs  # the simulator is imported on first use
-from spin_bench.atomic import atomic_torch_save
+from spin_bench.atomic import atomic_output, atomic_torch_save
 from spin_bench.safe_load import load_torch_file
 from spin_bench.envs.spaces import normalise_bins
 
@@ -141,11 +141,10 @@ class ReplayBuffer:
 
     def save(self, path: str, env_steps: int) -> None:
         """Uncompressed npz of the filled part (compression gains little on float data)."""
-        tmp = f"{path}.tmp{os.getpid()}.npz"
         n = self.size
-        np.savez(tmp, obs=self.obs[:n], next_obs=self.next_obs[:n], act=self.act[:n],
-                 ret=self.ret[:n], disc=self.disc[:n], ptr=self.ptr, env_steps=env_steps)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, obs=self.obs[:n], next_obs=self.next_obs[:n], act=self.act[:n],
+                     ret=self.ret[:n], disc=self.disc[:n], ptr=self.ptr, env_steps=env_steps)
 
     def load(self, path: str) -> int:
         with np.load(path) as z:
@@ -482,13 +481,11 @@ def evaluate_greedy(net: DecQNNetwork, task: str, bins, num_episodes: int, seed:
 
 
 def _write_metrics(path: str, rows: List[Dict]) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
         w.writeheader()
         for r in rows:
             w.writerow(r)
-    os.replace(tmp, path)
 
 
 def read_metrics(path: str) -> List[Dict]:

@@ -41,6 +41,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from spin_bench.atomic import atomic_output
 from spin_bench.data.checksum import sha256_file
 from spin_bench.envs.registry import GENERATED_REFERENCE_CSV
 from spin_bench import envs as _envs  # the simulator is imported on first use
@@ -342,8 +343,7 @@ def write_reference(task: str, bins: int, expert: float, random: float,
             for r in csv.DictReader(line for line in f if not line.startswith("#")):
                 rows[(r["task"], int(r["bins"]))] = (float(r["expert"]), float(r["random"]))
     rows[(task, int(bins))] = (float(expert), float(random))
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(f"# Reference returns of the datasets spin_bench generates (python -m "
                 f"spin_bench.datagen references): expert = the shipped expert policy under the "
                 f"collection protocol (per-slot epsilon {COLLECT_EPSILON}), random = uniform "
@@ -351,7 +351,6 @@ def write_reference(task: str, bins: int, expert: float, random: float,
         f.write("task,bins,expert,random\n")
         for (t, b) in sorted(rows):
             f.write(f"{t},{b},{rows[(t, b)][0]},{rows[(t, b)][1]}\n")
-    os.replace(tmp, path)
 
 
 def _reference_csv() -> str:

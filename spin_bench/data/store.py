@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-from spin_bench.atomic import PathLike, atomic_write_text
+from spin_bench.atomic import PathLike, atomic_write_text, file_lock
 from spin_bench.data.checksum import is_sha256, read_sidecar, sha256_file
 from spin_bench.data.identity import IDENTITY_ATTR
 from spin_bench.data.schema import DatasetError, parse_dataset_id
@@ -33,11 +33,6 @@ REGISTRY_NAME = "registry.json"
 LOCK_NAME = ".registry.lock"
 REGISTRY_VERSION = 1
 DATASET_SUFFIX = ".hdf5"
-
-try:  # POSIX advisory locks; elsewhere registrations are atomic but not serialised
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 
 def default_data_dir() -> Path:
@@ -99,15 +94,8 @@ class DatasetStore:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:  # pragma: no cover
+        with file_lock(self.root / LOCK_NAME):
             yield
-            return
-        with open(self.root / LOCK_NAME, "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _resolve(self, stored: str) -> Path:
         p = Path(stored)

@@ -8,21 +8,20 @@ over sub-actions. Per-slot prediction heads (MLP, hidden 128) read the slot toke
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import time
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import gin
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spin_bench.atomic import atomic_torch_save
+from spin_bench.atomic import atomic_torch_save, file_lock
 from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.models.common import SlotHeads, adam_kwargs, apply_bins_mask, as_bins, bins_mask
 from spin_bench.models.transformer import StateEncoder, TransformerEncoder, transformer_config
@@ -285,7 +284,7 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
                asm_cache_key(dataset_identity, model.config, train_config, seed, device.type, identity=True))
         path = os.path.join(os.fspath(cache_dir), f"asm-{key}.pt")
         os.makedirs(os.fspath(cache_dir), exist_ok=True)
-        with _file_lock(path + ".lock"):  # concurrent runs needing the same ASM train it once
+        with file_lock(path + ".lock"):  # concurrent runs needing the same ASM train it once
             found = _load_cached(path)
             if found is None and legacy is not None and legacy != key:
                 found = _load_cached(os.path.join(os.fspath(cache_dir), f"asm-{legacy}.pt"))
@@ -313,22 +312,6 @@ def _load_cached(path: str) -> Optional[ASMCheckpoint]:
         return None
     ckpt.from_cache = True
     return ckpt
-
-
-@contextlib.contextmanager
-def _file_lock(lock_path: str) -> Iterator[None]:
-    """Exclusive advisory lock (POSIX ``flock``); a no-op where ``fcntl`` is unavailable."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(lock_path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Tensor, train_config: dict,

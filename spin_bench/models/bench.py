@@ -16,10 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from spin_bench.models.common import synchronize
 
 
 def timeit(cases: dict[str, Callable[[], None]], device: torch.device, iters: int = 30, rounds: int = 5,
@@ -31,11 +28,11 @@ def timeit(cases: dict[str, Callable[[], None]], device: torch.device, iters: in
     res: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(rounds):
         for k, fn in cases.items():
-            _sync(device)
+            synchronize(device)
             t = time.perf_counter()
             for _ in range(iters):
                 fn()
-            _sync(device)
+            synchronize(device)
             res[k].append((time.perf_counter() - t) / iters * 1e3)
     return {k: statistics.median(v) for k, v in res.items()}
 

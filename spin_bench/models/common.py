@@ -18,7 +18,7 @@ from torch import nn
 
 __all__ = [
     "as_bins", "bins_mask", "mask_value", "apply_bins_mask", "masked_entropy",
-    "SlotHeads", "StackedLinear", "init_uniform_fan_in", "adam_kwargs", "dropout",
+    "SlotHeads", "StackedLinear", "init_uniform_fan_in", "adam_kwargs", "dropout", "synchronize",
 ]
 
 
@@ -85,9 +85,9 @@ _FUSED_OK: dict[str, bool] = {}
 
 
 def adam_kwargs(device: torch.device | str) -> dict[str, bool]:
-    """Fastest Adam implementation for ``device``: ``{"fused": True}`` where supported (CUDA, and
-    CPU in recent PyTorch: ~3x faster than foreach here for the ASM), else ``{"foreach": True}``.
-    Usage: ``torch.optim.Adam(params, lr=lr, **adam_kwargs(device))``."""
+    """The suite's one Adam policy: the fastest implementation for ``device``, ``{"fused": True}``
+    where supported (CUDA, and CPU in recent PyTorch: ~3x faster than foreach here for the ASM),
+    else ``{"foreach": True}``. Usage: ``torch.optim.Adam(params, lr=lr, **adam_kwargs(device))``."""
     dev = torch.device(device)
     if dev.type not in _FUSED_OK:
         try:
@@ -184,3 +184,10 @@ class StackedLinear(nn.Module):
         if x.dim() == 2:  # shared input: broadcast over the ensemble without copying x
             x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)
         return torch.baddbmm(self.bias, x, self.weight)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. For timing, never in a loop."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

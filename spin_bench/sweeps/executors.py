@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Optional
 
+from spin_bench.atomic import atomic_write_text
+
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 TAIL_LINES = 60
@@ -56,13 +58,6 @@ def _tail(path: str, start: int) -> str:
         return ""
     lines = text.splitlines()[-TAIL_LINES:]
     return "\n".join(lines)[-12000:]
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def describe_returncode(rc: int) -> str:
@@ -120,7 +115,7 @@ def execute_job(payload: dict) -> dict:
     if error_log:
         if rc != 0:
             os.makedirs(os.path.dirname(error_log), exist_ok=True)
-            _atomic_text(error_log, f"{payload['kind']} failed ({describe_returncode(rc)}) on {host} at "
+            atomic_write_text(error_log, f"{payload['kind']} failed ({describe_returncode(rc)}) on {host} at "
                                     f"{time.strftime('%Y-%m-%d %H:%M:%S')} after {elapsed:.1f}s\n"
                                     f"command: python -m spin_bench.run {' '.join(shlex.quote(a) for a in args)}\n"
                                     f"full log: {log}\n--- last lines ---\n{tail}\n")

@@ -46,13 +46,11 @@ def main(argv) -> int:
             return 2
     _pdeathsig(parent)
     if lock:
-        import fcntl
+        from spin_bench.atomic import try_lock
 
         os.makedirs(os.path.dirname(os.path.abspath(lock)), exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = try_lock(lock)
+        if fd is None:
             sys.stderr.write(f"spin_bench.sweeps.launch: another process is running {os.path.dirname(lock)} "
                              f"(it holds {lock}); not starting a second one\n")
             return BUSY

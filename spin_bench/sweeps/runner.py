@@ -21,7 +21,6 @@ import concurrent.futures
 import dataclasses
 import glob
 import importlib.util
-import json
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from spin_bench.atomic import atomic_write_text
+from spin_bench.atomic import atomic_write_json, atomic_write_text, try_lock
 from spin_bench.cli import directory_problem
 from spin_bench.rundir import COMPLETE
 from spin_bench.sweeps.executors import describe_returncode, make_executor
@@ -114,16 +113,6 @@ def build_jobs(runs: Sequence[RunSpec], sweep_dir: str, device: str = "auto", pr
 
 
 # ----------------------------------------------------------------------------- status
-def _atomic_json(path: str, obj) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 class Status:
     """sweep_status.json: one entry per run and per prepare job, rewritten atomically."""
 
@@ -153,7 +142,7 @@ class Status:
         self.doc.update(kw)
         self.doc["updated_at"] = _now()
         self.doc["counts"] = self.counts()
-        _atomic_json(self.path, self.doc)
+        atomic_write_json(self.path, self.doc)
 
 
 def _now() -> str:
@@ -167,14 +156,10 @@ class _SweepLock:
         self.fd = None
 
     def __enter__(self):
-        import fcntl
-
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self.fd, 64, 0).decode(errors="replace").strip()
-            os.close(self.fd)
+        self.fd = try_lock(self.path)
+        if self.fd is None:
+            with open(self.path, errors="replace") as f:
+                other = f.read(64).strip()
             raise SweepError(f"another sweep is running in {os.path.dirname(self.path)} (pid {other or '?'}); "
                              f"wait for it or stop it first") from None
         os.ftruncate(self.fd, 0)
@@ -447,7 +432,7 @@ def _write_run_info(run: RunSpec) -> None:
     os.makedirs(run.run_dir, exist_ok=True)
     path = os.path.join(run.run_dir, RUN_INFO)
     if not os.path.exists(path):
-        _atomic_json(path, run.to_dict())
+        atomic_write_json(path, run.to_dict())
 
 
 # ----------------------------------------------------------------------------- report

@@ -23,6 +23,7 @@ import torch
 
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
+from spin_bench.models.common import synchronize
 from spin_bench.rundir import CHECKPOINT, METRICS
 from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.train.graph_step import UpdateStep
@@ -100,11 +101,6 @@ class DatasetSampler:
         g = torch.Generator(device=self.obs.device)
         g.manual_seed(seed)
         return self.gather(torch.randint(self.size, (min(size, self.size),), generator=g, device=self.obs.device))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _write_metrics(path: str, rows: List[dict]) -> None:
@@ -189,7 +185,7 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
     update = UpdateStep(algo, device)  # after resume: a captured graph holds the loaded tensors
     try:
         while step < schedule.num_steps:
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
             chunk = min(schedule.eval_every - step % schedule.eval_every, schedule.num_steps - step)
             for _ in range(chunk):
@@ -201,7 +197,7 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
                 progress.update(step)
                 if step % schedule.log_every == 0:
                     _check_finite(loss_sums, step)
-            _sync(device)
+            synchronize(device)
             train_clock += time.perf_counter() - t0
             _check_finite(loss_sums, step)
 
