@@ -33,8 +33,7 @@ def import_configurables() -> None:
     import spin_bench.baselines.autoregressive  # noqa: F401
     import spin_bench.baselines.factorised  # noqa: F401
     import spin_bench.algos  # noqa: F401
-    import spin_bench.data.behaviour  # noqa: F401
-    import spin_bench.data.datagen  # noqa: F401
+    import spin_bench.datagen.decqn  # noqa: F401
     import spin_bench.models.actors  # noqa: F401
     import spin_bench.models.asm  # noqa: F401
     import spin_bench.models.critics  # noqa: F401

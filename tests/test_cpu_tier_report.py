@@ -3,7 +3,6 @@ beside the IQL methods, a degenerate time-to-target target detected and kept out
 speed-ups, and behaviour-NLL steps to target."""
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -6,8 +6,9 @@ import gin
 import numpy as np
 import pytest
 
-from spin_bench.data import behaviour
-from spin_bench.data import datagen as dg
+from spin_bench import datagen as dg
+from spin_bench.datagen import decqn  # noqa: F401  (registers train_decqn with gin)
+from spin_bench.data import sha256_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN = os.path.join(REPO, "gin", "datagen")
@@ -20,7 +21,7 @@ def _train(task, out_dir, bindings=(), **kw):
     gin.parse_config_files_and_bindings(
         [os.path.join(GIN, "base.gin"), os.path.join(GIN, "smoke.gin")], list(bindings))
     try:
-        return behaviour.train_decqn(task=task, out_dir=str(out_dir), progress=False, **kw)
+        return dg.train_decqn(task=task, out_dir=str(out_dir), progress=False, **kw)
     finally:
         gin.clear_config()
 
@@ -54,12 +55,12 @@ def test_decqn_learns_above_random(smoke_run):
     # runs forwards (typically 30-60 after 4,000 env steps)
     assert rand.mean() < 12
     assert best > 3 * rand.mean() + 5, (best, rand)
-    rows = behaviour.read_metrics(os.path.join(smoke_run["run"], "metrics.csv"))
+    rows = dg.read_metrics(os.path.join(smoke_run["run"], "metrics.csv"))
     assert [int(r["env_steps"]) for r in rows] == [4000]
     assert np.isfinite(rows[-1]["loss"]) and rows[-1]["updates"] > 1000
     snaps = sorted(os.listdir(smoke_run["run"] / "snapshots"))
     assert snaps == ["step_00002000.pt", "step_00004000.pt"]
-    net = behaviour.load_snapshot(str(smoke_run["run"] / "snapshots" / snaps[-1]))
+    net = dg.load_snapshot(str(smoke_run["run"] / "snapshots" / snaps[-1]))
     assert net.greedy(np.zeros((3, 17), np.float32)).shape == (3, 6)
     assert os.path.getsize(smoke_run["run"] / "snapshots" / snaps[-1]) < 200_000  # 64x64 smoke net
 
@@ -71,9 +72,9 @@ def test_resume_continues_from_checkpoint(smoke_run, tmp_path):
     out = _train(TASK, run, ["train_decqn.total_env_steps = 6000",
                              "train_decqn.eval_every = 2000"], resume=True)
     assert out["env_steps"] == 6000
-    rows = behaviour.read_metrics(os.path.join(run, "metrics.csv"))
+    rows = dg.read_metrics(os.path.join(run, "metrics.csv"))
     assert [int(r["env_steps"]) for r in rows] == [4000, 6000]
-    assert rows[0] == behaviour.read_metrics(os.path.join(smoke_run["run"], "metrics.csv"))[0]
+    assert rows[0] == dg.read_metrics(os.path.join(smoke_run["run"], "metrics.csv"))[0]
     # refill of learning_starts (500) steps before updating again: 1500 steps -> 750 updates
     assert rows[1]["updates"] - rows[0]["updates"] == 750
     assert os.path.exists(run / "snapshots" / "step_00006000.pt")
@@ -82,8 +83,8 @@ def test_resume_continues_from_checkpoint(smoke_run, tmp_path):
 
 def test_nstep_returns_and_episode_ends():
     """n-step targets: discounted partial sums, bootstrap through truncation only."""
-    buf = behaviour.ReplayBuffer(5000, 17, 6)
-    col = behaviour.NStepCollector(TASK, 3, num_envs=2, n_step=3, gamma=0.5, seed=0)
+    buf = dg.ReplayBuffer(5000, 17, 6)
+    col = dg.NStepCollector(TASK, 3, num_envs=2, n_step=3, gamma=0.5, seed=0)
     for _ in range(1000):
         col.step(np.zeros((2, 6), np.uint8), buf)
     assert buf.size == 2000  # every step of both episodes, tails flushed at the time limit
@@ -146,7 +147,7 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path):
         regenerated = dg.ensure_dataset(TASK, "medium-expert", num_transitions=4000, seed=1,
                                         data_dir=data_dir, progress=False)
         assert regenerated == me
-        assert load_dataset(me).attrs["policies"]["expert"]["sha256"] == dg.sha256_file(expert)
+        assert load_dataset(me).attrs["policies"]["expert"]["sha256"] == sha256_file(expert)
     finally:
         with open(expert, "wb") as f:
             f.write(original)
@@ -166,12 +167,12 @@ def test_gpu_tier_tasks_smoke(task, tmp_path):
                                          "train_decqn.eval_every = 10000",
                                          "train_decqn.snapshot_every = 400"])
     try:
-        out = behaviour.train_decqn(task=task, out_dir=str(tmp_path), progress=False)
+        out = dg.train_decqn(task=task, out_dir=str(tmp_path), progress=False)
     finally:
         gin.clear_config()
     assert out["env_steps"] == 400 and out["updates"] == 100
     snap = tmp_path / "snapshots" / "step_00000400.pt"
-    net = behaviour.load_snapshot(str(snap))
+    net = dg.load_snapshot(str(snap))
     res = dg.collect_episodes(task, 3, net.greedy, [0], seed=0, num_envs=1, store=True)
     ep = res["episodes"][0]
     assert ep["act"].shape[1] == net.num_slots and np.isfinite(res["episode_returns"]).all()

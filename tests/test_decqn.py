@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spin_bench import configs
-from spin_bench.algos import DECQN_ALGORITHMS, Batch, DecQNBCQ, DecQNCQL
+from spin_bench.algos import DECQN_ALGORITHMS, Batch, DecQNBCQ
 from spin_bench.train.experiment import run_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -255,7 +255,7 @@ def test_sweep_dir_that_is_a_file_is_refused(tmp_path, capsys):
     ([], "required"),
 ])
 def test_datagen_answers_bad_input_in_one_line(tmp_path, capsys, args, needle):
-    from spin_bench.datagen import main
+    from spin_bench.datagen.cli import main
 
     cwd = os.getcwd()
     os.chdir(tmp_path)
@@ -273,7 +273,7 @@ def test_datagen_answers_bad_input_in_one_line(tmp_path, capsys, args, needle):
 
 
 def test_datagen_refuses_unusable_directories(tmp_path, capsys):
-    from spin_bench.datagen import main
+    from spin_bench.datagen.cli import main
 
     f = tmp_path / "f"
     f.write_text("x")

@@ -168,7 +168,7 @@ def test_checkpoints_hold_only_tensors_and_plain_values(finished):
 
 def test_planted_asm_cache_file_is_refused_and_never_runs(tmp_path, store):
     from spin_bench.data import load_dataset
-    from spin_bench.data.datagen import ensure_dataset
+    from spin_bench.datagen.generate import ensure_dataset
     from spin_bench.models.asm import pretrain_asm
 
     data = load_dataset(ensure_dataset(TASK, "medium-expert", bins=3, num_transitions=4000,

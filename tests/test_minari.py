@@ -28,7 +28,7 @@ def _cli(*args, env_extra=None):
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    from spin_bench.data.datagen import generate_dataset
+    from spin_bench.datagen.generate import generate_dataset
 
     root = tmp_path_factory.mktemp("minari")
     path = generate_dataset(TASK, "medium-expert", bins=3, num_transitions=2000, seed=0,

@@ -188,7 +188,7 @@ def test_experiment_gin_files_are_in_sync_and_parse():
 def test_asm_pretraining_on_generated_data_beats_chance(store):
     """Masked action modelling on real behaviour data: well above the 1/3 chance of 3 bins."""
     from spin_bench.data import load_dataset
-    from spin_bench.data.datagen import ensure_dataset
+    from spin_bench.datagen.generate import ensure_dataset
     from spin_bench.models.asm import pretrain_asm
 
     path = ensure_dataset(TASK, "medium-expert", bins=3, num_transitions=4000, data_dir=store["data_dir"])

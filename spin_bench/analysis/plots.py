@@ -11,8 +11,7 @@ method. Sizes are in inches at the size they are printed (a 7-inch full-width fi
 from __future__ import annotations
 
 import math
-import os
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import matplotlib
 import numpy as np

@@ -9,9 +9,8 @@ import dataclasses
 import logging
 import math
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import pandas as pd
 
 from spin_bench.analysis import plots

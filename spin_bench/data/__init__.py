@@ -17,12 +17,12 @@ Command line: ``python -m spin_bench.data {import,inspect,list,register} --help`
 The schema is documented in :mod:`spin_bench.data.schema`.
 """
 from spin_bench.data.checksum import read_sidecar, sha256_file, sidecar_path, write_sidecar
-from spin_bench.data.dataset import (Dataset, load_dataset, read_header, registered_checksums,
-                                     write_dataset)
+from spin_bench.data.dataset import Dataset, load_dataset, write_dataset
+from spin_bench.data.header import read_header
 from spin_bench.data.schema import (ARRAY_KEYS, FORMAT_VERSION, REQUIRED_ATTRS, DatasetError,
                                     action_dtype, coerce_arrays, dataset_id, parse_dataset_id)
 from spin_bench.data.store import ENV_VAR as DATA_DIR_ENV_VAR
-from spin_bench.data.store import DatasetStore, default_data_dir
+from spin_bench.data.store import DatasetStore, default_data_dir, registered_checksums
 
 __all__ = [
     "ARRAY_KEYS", "DATA_DIR_ENV_VAR", "Dataset", "DatasetError", "DatasetStore", "FORMAT_VERSION",

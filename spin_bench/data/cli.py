@@ -138,12 +138,12 @@ def _cmd_import(a: argparse.Namespace) -> int:
 def _load(file: str, data_dir: Optional[str], no_verify: bool) -> Tuple[Any, str]:
     """(dataset, checksum status) of a file or store id, as ``inspect`` and ``table`` load it:
     the id resolved in the store, the sha256 verified unless `no_verify`."""
-    from spin_bench.data.dataset import _resolve_path, load_dataset, registered_checksums
+    from spin_bench.data.dataset import load_dataset
     from spin_bench.data.schema import DatasetError
+    from spin_bench.data.store import DatasetStore, registered_checksums, resolve_path
 
-    path, store = _resolve_path(file, data_dir)
+    path, store = resolve_path(file, data_dir)
     if store is None and data_dir is not None:
-        from spin_bench.data.store import DatasetStore
         store = DatasetStore(data_dir)
     sources = registered_checksums(path, store) if path.is_file() else []
     try:

@@ -17,8 +17,9 @@ from spin_bench.data.checksum import (read_sidecar, read_sidecar_identity, sha25
 from spin_bench.data.identity import IDENTITY_ATTR, data_identity
 from spin_bench.data.schema import (ARRAY_KEYS, FLOAT_KEYS, FORMAT_VERSION, BinsLike, DatasetError,
                                     check_header, check_values, coerce_arrays, count_episodes,
-                                    dataset_id, is_dataset_id)
-from spin_bench.data.store import DatasetStore
+                                    dataset_id)
+from spin_bench.data.header import JSON_ATTRS, header_of, one_line, open_file
+from spin_bench.data.store import registered_checksums, resolve_path
 from spin_bench.envs.registry import BENCHMARK_TASKS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,15 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 COMPRESSIONS = ("gzip", "lzf")
 DEFAULT_GENERATOR = "spin_bench"
-_JSON_ATTRS = "json_attrs"  # names of attributes stored as JSON strings
 _CHUNK_BYTES = 1 << 20      # ~1 MiB (uncompressed) per chunk
 # `created` of a file made without SOURCE_DATE_EPOCH: fixed, so that the same data written
 # twice gives the same bytes (when a file was made is not a property of its data).
 FIXED_CREATED = "1970-01-01T00:00:00Z"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ----------------------------------------------------------------------------- attributes
@@ -61,9 +57,9 @@ def _complete_attrs(arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any],
         if key not in out:
             raise DatasetError(f"{path}: {key}: expected a dataset attribute, got none (missing)",
                                path=path, key=key)
-    if _JSON_ATTRS in out:
-        raise DatasetError(f"{path}: {_JSON_ATTRS}: expected no such attribute (reserved), got "
-                           f"{out[_JSON_ATTRS]!r}", path=path, key=_JSON_ATTRS)
+    if JSON_ATTRS in out:
+        raise DatasetError(f"{path}: {JSON_ATTRS}: expected no such attribute (reserved), got "
+                           f"{out[JSON_ATTRS]!r}", path=path, key=JSON_ATTRS)
     obs = arrays.get("observations")
     act = arrays.get("actions")
     spec = BENCHMARK_TASKS.get(out["task"]) if isinstance(out["task"], str) else None
@@ -120,30 +116,6 @@ def _to_h5_attr(value: Any) -> Tuple[Any, bool]:
                       if isinstance(o, (np.ndarray, np.generic)) else str(o)), True
 
 
-def _from_h5_attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _read_attrs(f: h5py.File) -> Dict[str, Any]:
-    raw = {k: _from_h5_attr(f.attrs[k]) for k in f.attrs.keys()}
-    json_names = raw.pop(_JSON_ATTRS, [])
-    if isinstance(json_names, str):
-        json_names = [json_names]
-    for name in json_names:
-        if isinstance(raw.get(name), str):
-            try:
-                raw[name] = json.loads(raw[name])
-            except ValueError:
-                pass
-    return raw
-
-
 # ----------------------------------------------------------------------------- writing
 
 def _chunks(shape: Tuple[int, ...], itemsize: int) -> Tuple[int, ...]:
@@ -194,7 +166,7 @@ def write_dataset(path: PathLike, arrays: Mapping[str, Any], attrs: Mapping[str,
                 if as_json:
                     json_names.append(key)
             if json_names:
-                f.attrs[_JSON_ATTRS] = np.array(json_names, dtype=h5py.string_dtype())
+                f.attrs[JSON_ATTRS] = np.array(json_names, dtype=h5py.string_dtype())
             for key in ARRAY_KEYS:
                 arr = np.ascontiguousarray(arrays[key])
                 opts: Dict[str, Any] = {"compression": compression}
@@ -214,74 +186,6 @@ def write_dataset(path: PathLike, arrays: Mapping[str, Any], attrs: Mapping[str,
 
 
 # ----------------------------------------------------------------------------- reading
-
-def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise DatasetError(f"{path}: no such dataset file", path=path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: expected a dataset file, got a directory or special file",
-                           path=path)
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise DatasetError(
-            f"{path}: expected an HDF5 dataset file, got one HDF5 cannot open "
-            f"({_one_line(e)}): truncated, corrupted or not a spin_bench dataset",
-            path=path) from None
-
-
-def _header_of(f: h5py.File, path: Path, **expect: Any) -> Tuple[Dict[str, Any], np.ndarray]:
-    try:
-        attrs = _read_attrs(f)
-        members = {k: f[k] for k in f.keys()}
-    except (OSError, KeyError, RuntimeError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot read the file's metadata ({_one_line(e)}): "
-                           f"truncated or corrupted", path=path) from None
-    for k, v in members.items():
-        if not isinstance(v, h5py.Dataset):
-            raise DatasetError(f"{path}: {k}: expected an array, got an HDF5 group",
-                               path=path, key=k)
-    bins = check_header(members, attrs, path=path, **expect)
-    return attrs, bins
-
-
-def read_header(path: PathLike, *, task: Optional[str] = None, bins: Optional[BinsLike] = None,
-                obs_dim: Optional[int] = None) -> Dict[str, Any]:
-    """Attributes and array shapes/dtypes of a dataset file, checked, without reading the data.
-
-    Returns {'attrs', 'shapes', 'dtypes', 'num_transitions', 'compression'}.
-    """
-    path = Path(path)
-    with _open(path) as f:
-        attrs, file_bins = _header_of(f, path, task=task, bins=bins, obs_dim=obs_dim)
-        attrs["bins"] = [int(b) for b in file_bins]
-        return {"attrs": attrs,
-                "shapes": {k: tuple(f[k].shape) for k in ARRAY_KEYS},
-                "dtypes": {k: np.dtype(f[k].dtype).name for k in ARRAY_KEYS},
-                "num_transitions": int(f["observations"].shape[0]),
-                "compression": f["observations"].compression}
-
-
-def registered_checksums(path: PathLike, store: Optional[DatasetStore] = None
-                         ) -> List[Tuple[str, str]]:
-    """[(where, sha256)] recorded for `path`: its ``.sha256`` sidecar, the registry of the
-    store in its directory (if any), and the registry of `store` (if given)."""
-    path = Path(path)
-    found: List[Tuple[str, str]] = []
-    side = read_sidecar(path)
-    if side is not None:
-        found.append((str(sidecar_path(path)), side))
-    stores = []
-    if (path.parent / "registry.json").is_file():
-        stores.append(DatasetStore(path.parent))
-    if store is not None and all(s.root != store.root for s in stores):
-        stores.append(store)
-    for st in stores:
-        hit = st.entry_for_path(path)
-        if hit is not None and hit[1].get("sha256"):
-            found.append((f"{st.registry_path} (entry {hit[0]})", hit[1]["sha256"]))
-    return found
-
 
 @dataclasses.dataclass(eq=False)
 class Dataset:
@@ -386,20 +290,6 @@ class Dataset:
         return out
 
 
-def _resolve_path(path: PathLike, data_dir: Optional[PathLike]) -> Tuple[Path, Optional[DatasetStore]]:
-    p = Path(path)
-    if p.exists() or not is_dataset_id(os.fspath(path)):
-        return p, None
-    store = DatasetStore(data_dir)
-    found = store.find(os.fspath(path))
-    if found is None:
-        raise DatasetError(
-            f"{path}: no such dataset in the store {store.root} (import it with "
-            f"'python -m spin_bench.data import ...' or generate it; see "
-            f"'python -m spin_bench.data list')", path=path)
-    return found, store
-
-
 def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[BinsLike] = None,
                  obs_dim: Optional[int] = None, verify_checksum: bool = True, device: Any = None,
                  data_dir: Optional[PathLike] = None) -> Dataset:
@@ -415,13 +305,13 @@ def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[B
     With `device`, ``Dataset.tensors`` holds :meth:`Dataset.to_torch` (device) as well.
     Raises :class:`DatasetError` naming the file, the key and what was expected.
     """
-    p, store = _resolve_path(path, data_dir)
+    p, store = resolve_path(path, data_dir)
     if not p.is_file():
-        _open(p)  # raises the right DatasetError
+        open_file(p)  # raises the right DatasetError
     try:
         digest = sha256_file(p)
     except OSError as e:
-        raise DatasetError(f"{p}: cannot read the file ({_one_line(e)})", path=p) from None
+        raise DatasetError(f"{p}: cannot read the file ({one_line(e)})", path=p) from None
     if verify_checksum:
         for where, recorded in registered_checksums(p, store):
             if recorded != digest:
@@ -429,15 +319,15 @@ def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[B
                     f"{p}: checksum mismatch: expected sha256 {recorded} (recorded in {where}), "
                     f"got {digest}; the file is corrupted or was modified: re-create or "
                     f"re-import it, or pass verify_checksum=False to load it anyway", path=p)
-    with _open(p) as f:
-        attrs, file_bins = _header_of(f, p, task=task, bins=bins, obs_dim=obs_dim)
+    with open_file(p) as f:
+        attrs, file_bins = header_of(f, p, task=task, bins=bins, obs_dim=obs_dim)
         arrays: Dict[str, np.ndarray] = {}
         for key in ARRAY_KEYS:
             try:
                 arrays[key] = f[key][()]
             except (OSError, RuntimeError, ValueError) as e:
                 raise DatasetError(f"{p}: {key}: expected readable data, got a read error "
-                                   f"({_one_line(e)}): the file is corrupted", path=p,
+                                   f"({one_line(e)}): the file is corrupted", path=p,
                                    key=key) from None
     check_values(arrays, attrs, file_bins, path=p)
     attrs["bins"] = [int(b) for b in file_bins]

@@ -20,12 +20,13 @@ import datetime
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from spin_bench.atomic import PathLike, atomic_write_text, file_lock
-from spin_bench.data.checksum import is_sha256, read_sidecar, sha256_file
+from spin_bench.data.checksum import is_sha256, read_sidecar, sha256_file, sidecar_path
+from spin_bench.data.header import read_header
 from spin_bench.data.identity import IDENTITY_ATTR
-from spin_bench.data.schema import DatasetError, parse_dataset_id
+from spin_bench.data.schema import DatasetError, is_dataset_id, parse_dataset_id
 
 ENV_VAR = "SPIN_BENCH_DATA_DIR"
 DEFAULT_ROOT = os.path.join("~", ".spin_bench", "datasets")
@@ -145,8 +146,6 @@ class DatasetStore:
         is not read), computes its sha256, and refuses a file whose ``.sha256`` sidecar
         disagrees.
         """
-        from spin_bench.data.dataset import read_header  # late: dataset imports store
-
         path = Path(path).absolute()
         if not path.is_file():
             raise DatasetError(f"{path}: no such dataset file", path=path)
@@ -187,3 +186,41 @@ class DatasetStore:
             del datasets[ds_id]
             self._write(datasets)
         return True
+
+
+# ----------------------------------------------------------------------------- lookup
+def registered_checksums(path: PathLike, store: Optional[DatasetStore] = None
+                         ) -> List[Tuple[str, str]]:
+    """[(where, sha256)] recorded for `path`: its ``.sha256`` sidecar, the registry of the
+    store in its directory (if any), and the registry of `store` (if given)."""
+    path = Path(path)
+    found: List[Tuple[str, str]] = []
+    side = read_sidecar(path)
+    if side is not None:
+        found.append((str(sidecar_path(path)), side))
+    stores = []
+    if (path.parent / REGISTRY_NAME).is_file():
+        stores.append(DatasetStore(path.parent))
+    if store is not None and all(s.root != store.root for s in stores):
+        stores.append(store)
+    for st in stores:
+        hit = st.entry_for_path(path)
+        if hit is not None and hit[1].get("sha256"):
+            found.append((f"{st.registry_path} (entry {hit[0]})", hit[1]["sha256"]))
+    return found
+
+
+def resolve_path(path: PathLike, data_dir: Optional[PathLike] = None) -> Tuple[Path, Optional[DatasetStore]]:
+    """A dataset file named by its path, or by its dataset id (looked up in the store `data_dir`,
+    else the default store): (path, the store it was found in, or None for a path)."""
+    p = Path(path)
+    if p.exists() or not is_dataset_id(os.fspath(path)):
+        return p, None
+    store = DatasetStore(data_dir)
+    found = store.find(os.fspath(path))
+    if found is None:
+        raise DatasetError(
+            f"{path}: no such dataset in the store {store.root} (import it with "
+            f"'python -m spin_bench.data import ...' or generate it; see "
+            f"'python -m spin_bench.data list')", path=path)
+    return found, store

@@ -14,7 +14,7 @@ import functools
 import os
 from typing import Dict, Optional, Tuple
 
-from spin_bench.vocab import BENCHMARK_TASKS
+from spin_bench.vocab import BENCHMARK_TASKS, TaskSpec
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISHED_REFERENCE_CSV = os.path.join(_HERE, "published_reference_scores.csv")

@@ -100,7 +100,7 @@ def check_inputs(exp: Experiment, schedule: Schedule) -> None:
     whether the cell's data can be obtained. ValueError (one line) naming what is wrong and,
     for missing data, how to get it. Reads nothing but file names; writes nothing."""
     from spin_bench.data import DatasetStore, dataset_id
-    from spin_bench.data.datagen import generated_store, missing_policies
+    from spin_bench.datagen.generate import generated_store, missing_policies
     from spin_bench.data.schema import is_dataset_id
 
     schedule.check_final_k()
@@ -153,7 +153,7 @@ def _dataset(exp: Experiment, seed: int):
                 f"python -m spin_bench.data import --source=DIR --task={exp.task} --level={exp.level} "
                 f"--bins={exp.bins}")
     else:
-        from spin_bench.data.datagen import ensure_dataset
+        from spin_bench.datagen.generate import ensure_dataset
 
         path = ensure_dataset(exp.task, exp.level, bins=exp.bins, num_transitions=exp.num_transitions,
                               data_dir=exp.data_dir)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 import platform
 import subprocess
 from typing import Dict, Optional

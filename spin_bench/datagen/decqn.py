@@ -1,17 +1,16 @@
-"""Behaviour policies for the datasets we generate: online DecQN on a discretised task.
+"""Training a behaviour policy: online DecQN on a discretised task.
 
-DecQN (Seyde et al., 2023) decomposes the joint Q-value over sub-actions:
-``Q(s, a) = mean_i U_i(s, a_i)``, one utility per (slot, bin) from one MLP head.
 Training: double Q (online argmax per slot, target network evaluates), n-step returns,
 Huber loss on the joint (mean) value, Polyak-averaged target network, epsilon-greedy
 exploration applied per slot (each sub-action is replaced by a uniform random bin with
 probability epsilon), several environments stepped in lockstep with one batched forward
-pass per step, and a replay buffer in preallocated numpy arrays.
+pass per step, and a replay buffer in preallocated numpy arrays.  The network and its
+snapshot format: :mod:`spin_bench.datagen.policy`.
 
 Outputs in ``out_dir``:
   * ``metrics.csv``   greedy evaluation every ``eval_every`` env steps (batched episodes);
   * ``snapshots/step_XXXXXXXX.pt``  Q-network weights only (float32), the levels are cut
-    from these (see ``spin_bench.data.datagen.export_policies``);
+    from these (see ``spin_bench.datagen.levels.export_policies``);
   * ``checkpoint.pt`` network, target, optimiser, counters and RNG states, written
     atomically (temp file + os.replace); ``replay.npz`` beside it (uncompressed, only the
     filled part) when ``save_buffer``. A resume without the replay file (for example from
@@ -23,8 +22,6 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import csv
-import io
-import math
 import os
 import time
 from typing import Dict, List, Optional, Sequence
@@ -35,78 +32,14 @@ import torch
 from torch import nn
 
 from spin_bench import envs as _envs  # the simulator is imported on first use
-from spin_bench.atomic import atomic_output, atomic_torch_save
-from spin_bench.safe_load import load_torch_file
+from spin_bench.atomic import atomic_output, atomic_torch_save, atomic_write_text
+from spin_bench.datagen.policy import DecQNNetwork, save_snapshot
+from spin_bench.datagen.rollouts import episode_seed
 from spin_bench.envs.spaces import normalise_bins
+from spin_bench.rundir import CHECKPOINT, METRICS, OPERATIVE_CONFIG
+from spin_bench.safe_load import load_torch_file
 
-SNAPSHOT_FORMAT = "spin_bench.decqn_snapshot.v1"
 CHECKPOINT_FORMAT = "spin_bench.decqn_checkpoint.v1"
-_NEG = -1e9
-
-
-# ----------------------------------------------------------------------------- network
-class DecQNNetwork(nn.Module):
-    """MLP (optionally LayerNorm after each hidden Linear) -> one utility per (slot, bin)."""
-
-    def __init__(self, obs_dim: int, bins: Sequence[int], hidden: Sequence[int] = (512, 512),
-                 layer_norm: bool = True):
-        super().__init__()
-        self.obs_dim = int(obs_dim)
-        self.bins = [int(b) for b in bins]
-        self.hidden = [int(h) for h in hidden]
-        self.layer_norm = bool(layer_norm)
-        self.num_slots, self.max_bins = len(self.bins), max(self.bins)
-        layers: List[nn.Module] = []
-        d = self.obs_dim
-        for h in self.hidden:
-            layers.append(nn.Linear(d, h))
-            if self.layer_norm:
-                layers.append(nn.LayerNorm(h))
-            layers.append(nn.ReLU())
-            d = h
-        layers.append(nn.Linear(d, self.num_slots * self.max_bins))
-        self.mlp = nn.Sequential(*layers)
-        pad = torch.zeros(self.num_slots, self.max_bins, dtype=torch.bool)
-        for i, b in enumerate(self.bins):
-            pad[i, b:] = True
-        self.register_buffer("pad", pad, persistent=False)
-        self._any_pad = bool(pad.any())
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """(B, obs_dim) -> utilities (B, N, max_bins); padded bins hold -1e9."""
-        u = self.mlp(obs).view(-1, self.num_slots, self.max_bins)
-        if self._any_pad:
-            u = u.masked_fill(self.pad, _NEG)
-        return u
-
-    @torch.no_grad()
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Batched greedy action: (E, obs_dim) numpy -> (E, N) int64 bin indices."""
-        return self(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).numpy()
-
-    def spec(self) -> Dict:
-        return dict(obs_dim=self.obs_dim, bins=self.bins, hidden=self.hidden,
-                    layer_norm=self.layer_norm)
-
-
-def save_snapshot(net: DecQNNetwork, path: str, **meta) -> None:
-    """Q-network weights only (float32) plus what is needed to rebuild it; atomic."""
-    payload = dict(format=SNAPSHOT_FORMAT, spec=net.spec(),
-                   state_dict={k: v.detach().float().cpu().clone() for k, v in net.state_dict().items()},
-                   meta=meta)
-    atomic_torch_save(payload, path)
-
-
-def load_snapshot(path: str) -> DecQNNetwork:
-    """Rebuild a DecQNNetwork from a snapshot file (weights only: weights_only=True)."""
-    payload = load_torch_file(path, "DecQN snapshot")
-    if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
-        raise ValueError(f"{path}: not a DecQN snapshot (format {payload.get('format')!r})")
-    net = DecQNNetwork(**payload["spec"])
-    net.load_state_dict(payload["state_dict"])
-    net.eval()
-    net.meta = payload.get("meta", {})
-    return net
 
 
 # ----------------------------------------------------------------------------- replay
@@ -231,25 +164,6 @@ class NStepCollector:
         self.vt += 1
 
 
-def episode_seed(seed: int, k: int) -> int:
-    """Seed of episode k of a stream seeded by `seed` (distinct, stable, < 2**31)."""
-    return int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-# ----------------------------------------------------------------------------- evaluation
-def rollout_returns(task: str, bins, policy, num_episodes: int, seed: int,
-                    epsilon: float = 0.0, num_envs: Optional[int] = None) -> np.ndarray:
-    """Undiscounted returns of `policy` ((E, obs) -> (E, N) actions, or None for uniform
-    random) over `num_episodes`, stepped in lockstep batches; per-slot epsilon noise drawn
-    from a generator seeded per episode (same scheme as dataset generation)."""
-    from spin_bench.data.datagen import collect_episodes  # shared collection code path
-
-    out = collect_episodes(task, bins, policy, episode_ids=range(num_episodes), seed=seed,
-                           epsilon=epsilon, num_envs=num_envs or min(num_episodes, 10),
-                           store=False)
-    return out["episode_returns"]
-
-
 # ----------------------------------------------------------------------------- training
 METRIC_FIELDS = ["env_steps", "updates", "episodes", "wall_s", "env_steps_per_s",
                  "eval_return_mean", "eval_return_std", "train_return_recent", "loss", "q_mean"]
@@ -278,9 +192,9 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     does not exist, from ``resume_from``), with ``replay.npz`` if present.
     """
     torch.set_num_threads(num_threads)
-    ckpt_path = os.path.join(out_dir, "checkpoint.pt")
+    ckpt_path = os.path.join(out_dir, CHECKPOINT)
     replay_path = os.path.join(out_dir, "replay.npz")
-    metrics_path = os.path.join(out_dir, "metrics.csv")
+    metrics_path = os.path.join(out_dir, METRICS)
 
     probe = _envs.DiscretizedDMCEnv(task, bins)
     bins_arr = normalise_bins(bins, probe.num_actions)
@@ -394,8 +308,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     next_eval = following(env_steps, eval_every)
     next_snap = next_snapshot(env_steps)
     next_ckpt = (env_steps // checkpoint_every + 1) * checkpoint_every
-    with open(os.path.join(out_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+    atomic_write_text(os.path.join(out_dir, OPERATIVE_CONFIG), gin.operative_config_str())
     try:
         while env_steps < total_env_steps:
             obs_t = torch.from_numpy(collector.obs)
@@ -454,8 +367,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
             bar.close()
         for e in collector.envs:
             e.close()
-    with open(os.path.join(out_dir, "operative_config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+    atomic_write_text(os.path.join(out_dir, OPERATIVE_CONFIG), gin.operative_config_str())
     best = max(metrics, key=lambda r: r["eval_return_mean"]) if metrics else None
     return dict(env_steps=env_steps, updates=updates, best=best,
                 last=metrics[-1] if metrics else None, out_dir=out_dir)

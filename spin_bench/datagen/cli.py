@@ -24,7 +24,7 @@ class _BadInput(ValueError):
 
 def _parse_gin(task, gin_files, gin_bindings):
     from spin_bench import configs
-    from spin_bench.data import behaviour  # noqa: F401  (registers train_decqn)
+    from spin_bench.datagen import decqn  # noqa: F401  (registers train_decqn)
 
     files = list(gin_files or [])
     if not files:
@@ -77,7 +77,7 @@ def _check_args(args) -> None:
     if resume_from and not os.path.isfile(resume_from):
         raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")
     if args.command == "generate":
-        from spin_bench.data.datagen import DEFAULT_SIZES, missing_policies
+        from spin_bench.datagen.generate import DEFAULT_SIZES, missing_policies
 
         for level in (DEFAULT_SIZES if args.level == "all" else [args.level]):
             missing = missing_policies(args.task, level, args.bins)
@@ -97,7 +97,7 @@ def cmd_train(args):
 
     torch.set_num_threads(1)
     _parse_gin(args.task, args.gin_file, args.gin_bindings)
-    from spin_bench.data.behaviour import train_decqn
+    from spin_bench.datagen.decqn import train_decqn
 
     out_dir = args.out_dir or os.path.join("runs", "behaviour", args.task)
     summary = train_decqn(task=args.task, out_dir=out_dir, resume=args.resume,
@@ -106,7 +106,7 @@ def cmd_train(args):
 
 
 def cmd_export(args):
-    from spin_bench.data.datagen import export_policies
+    from spin_bench.datagen.levels import export_policies
 
     run_dir = args.run_dir or os.path.join("runs", "behaviour", args.task)
     summary = export_policies(args.task, run_dir, out_dir=args.out_dir, episodes=args.episodes)
@@ -114,7 +114,7 @@ def cmd_export(args):
 
 
 def cmd_generate(args):
-    from spin_bench.data.datagen import DEFAULT_SIZES, generate_dataset
+    from spin_bench.datagen.generate import DEFAULT_SIZES, generate_dataset
 
     levels = list(DEFAULT_SIZES) if args.level == "all" else [args.level]
     cache = {} if len(levels) > 1 else None  # levels share the medium/expert streams
@@ -126,7 +126,7 @@ def cmd_generate(args):
 
 
 def cmd_references(args):
-    from spin_bench.data.datagen import compute_references
+    from spin_bench.datagen.generate import compute_references
 
     ref = compute_references(args.task, args.bins, episodes=args.episodes, write=not args.dry_run)
     print(json.dumps(ref, indent=1))
@@ -192,7 +192,3 @@ def main(argv=None):
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
