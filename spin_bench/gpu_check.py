@@ -15,7 +15,7 @@ Parts (``--parts``, all by default), each writing into ``--out`` as soon as it i
 - ``equality``: one IQL step of every actor (F, AR, SAINT, SPIN) at the paper's sizes on the
   device against the CPU (same weights and batch, dropout off, TF32 off): loss differences and
   relative gradient errors; and N steps replayed from a CUDA graph against N eager steps.
-- ``bench``: the paper-scale bench (``spin_bench.bench``'s machinery, in this process) for every
+- ``bench``: the paper-scale bench (``spin_bench.perf.measure``, in this process) for every
   method x IQL on cheetah-run, quadruped-walk, humanoid-stand and dog-trot, eager against
   graph (and bf16/TF32 on one task): steps/s, ms/step, FLOPs and ATen calls per step, peak
   memory; and ASM pre-training steps/s per task.
@@ -183,19 +183,19 @@ def _cell_algo(scale: str, task: str, method: str, bindings: List[str], device, 
     """The IQL algorithm of a gin cell (synthetic shapes, as the bench builds it)."""
     import torch
 
-    from spin_bench import bench
+    from spin_bench.perf.measure import build, parse_cell
 
-    bench._parse_cell(scale, task, method, "iql", bindings)
+    parse_cell(scale, task, method, "iql", bindings)
     torch.manual_seed(seed)
-    algo, bins, spec = bench._build(task, method, "iql", torch.device("cpu"))
+    algo, bins, spec = build(task, method, "iql", torch.device("cpu"))
     return algo.to(device).train(), bins, spec
 
 
 def _batches(task: str, bins, n: int, batch_size: int, device):
-    from spin_bench import bench
+    from spin_bench.perf.measure import synthetic_batch
     from spin_bench.train.trainer import DatasetSampler
 
-    sampler = DatasetSampler(bench._synthetic(task, bins, 4096, device), batch_size, 0)
+    sampler = DatasetSampler(synthetic_batch(task, bins, 4096, device), batch_size, 0)
     return [sampler.sample() for _ in range(n)]
 
 
@@ -268,7 +268,7 @@ def _free(device) -> None:
 def bench(kit: Kit, device, scale: str, tasks, modes, steps: int, warmup: int, repeats: int,
           precision_task: Optional[str]) -> dict:
     """The bench's train and ASM measurements in this process, one configuration at a time."""
-    from spin_bench import bench as bench_mod
+    from spin_bench.perf import measure as bench_mod
 
     base = {"steps": steps, "warmup": warmup, "repeats": repeats, "threads": 1, "device": device.type,
             "bindings": [], "scale": scale, "algo": "iql", "static": True}

@@ -10,7 +10,9 @@ import torch
 from spin_bench.baselines.autoregressive import AutoregressiveActor
 from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos import AWAC, BCQ, IQL, Batch
-from spin_bench.algos.reference import loop_log_prob, loop_q, reference_iql_update, reference_optimizers
+from spin_bench.perf.oracle import loop_log_prob, loop_q
+from spin_bench.perf.oracle import oracle_iql_update as reference_iql_update
+from spin_bench.perf.oracle import oracle_optimizers as reference_optimizers
 from spin_bench.models import TransformerActor
 from spin_bench.train.trainer import NumericalError, Schedule, train
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from spin_bench.bench import _flops
+from spin_bench.perf.measure import count_flops as _flops
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ def test_flop_count_includes_the_fused_lstm():
 
 
 def test_op_count_counts_every_aten_call():
-    from spin_bench.bench import count_ops
+    from spin_bench.perf.measure import count_ops
     x = torch.randn(4, 3)
     w = torch.randn(3, 2)
     assert count_ops(lambda: (x @ w).relu().sum()) == 3
@@ -79,7 +79,7 @@ def test_bench_runs_one_configuration_and_prints_json(tmp_path):
 
 
 def test_combine_rounds_takes_medians_and_keeps_round_zero_counts():
-    from spin_bench.bench import combine_rounds
+    from spin_bench.perf.measure import combine_rounds
     base = {"kind": "train", "flops_per_step": 2e9, "ops_per_step": 100, "peak_memory_mb": 10}
     rounds = [dict(base, steps_per_s_samples=[10.0, 11.0], peak_gflops=80.0),
               dict(base, flops_per_step=None, ops_per_step=None, steps_per_s_samples=[30.0], peak_gflops=90.0,

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from spin_bench.algos.reference import loop_q
+from spin_bench.perf.oracle import loop_q
 from spin_bench.models import FactoredCriticEnsemble, ValueNetwork, apply_bins_mask, bins_mask, polyak_update
 from spin_bench.models.common import SlotHeads, mask_value
 

@@ -67,7 +67,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     drop probability is round(65536 p) / 65536 (0.1 -> 0.100006). ``F.dropout``'s CPU kernel
     draws one double per element (``bernoulli_``), which cost ~20% of a transformer step at
     the cpu scale; this mask makes dropout's forward+backward ~2x cheaper (``python -m
-    spin_bench.models.bench --what dropout``). Seeded like ``F.dropout``: ``torch.manual_seed``
+    spin_bench.perf.micro --what dropout``). Seeded like ``F.dropout``: ``torch.manual_seed``
     and the saved CPU RNG state make it reproducible.
     """
     if not training or p <= 0.0 or p >= 1.0 or x.device.type != "cpu":
@@ -119,7 +119,7 @@ class SlotHeads(nn.Module):
     y[b, i] = W2_i drop(act(W1_i x[b, i] + b1_i)) + b2_i   with W1: (N, d_in, h), W2: (N, h, d_out);
     with ``hidden=None`` a per-slot linear map y[b, i] = W_i x[b, i] + b_i.
     Implemented as ``torch.baddbmm`` over the slot dimension (slot-major layout), which was
-    faster than ``einsum`` on CPU in our measurements (see spin_bench/models/bench.py).
+    faster than ``einsum`` on CPU in our measurements (see spin_bench/perf/micro.py).
     Each slot's weights are initialised exactly like an ``nn.Linear`` of the same shape.
     """
 

@@ -3,7 +3,7 @@
 Q_e(s, a) = sum_i U_e(s)[i, a_i], U_e an MLP (2x256 ReLU) with one utility per (slot, bin).
 All E ensemble members run as one batched tensor program: stacked weights (E, d_in, d_out)
 and ``torch.baddbmm``. Measured on the 2-core CPU machine (one thread, E=2, batch 256,
-forward+backward, median of interleaved rounds; ``python -m spin_bench.models.bench --what critics``):
+forward+backward, median of interleaved rounds; ``python -m spin_bench.perf.micro --what critics``):
 obs 17/N 6: baddbmm 10.5 ms, first-layer concat matmul 11.2, einsum 11.8, stack_module_state+vmap
 14.3, Python loop 10.7; obs 223/N 38: 17.9, 17.7, 20.3, 23.8, 19.9. baddbmm is the fastest or
 within noise of it in both, and vmap the slowest, so baddbmm is the implementation. (The machine was shared with other jobs, load ~4 on 2

@@ -15,7 +15,7 @@ batched matmul of B matrices instead of B H tiny ones, and q, k, v come straight
 slices of the same ``qkv`` layer without a permute copy. Same function, same parameters.
 Measured per block forward+backward (d_model 64, 4 heads, B 256): 14% faster in train mode
 and 24% in eval mode (SPIN's frozen blocks) at L=7, even at L=9, 18% slower at L=13
-(``python -m spin_bench.models.bench --what attention``).
+(``python -m spin_bench.perf.micro --what attention``).
 """
 from __future__ import annotations
 

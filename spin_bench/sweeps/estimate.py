@@ -75,7 +75,7 @@ def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
 
 def load_bench(paths: Sequence[str]) -> Dict[Tuple[str, str], float]:
     """(task, method) -> bench steps/s; ASM rows under method 'asm'."""
-    from spin_bench.bench import read_results
+    from spin_bench.perf.render import read_results
 
     try:
         return {(r["task"], r["method"]): float(r["steps_per_s"])

@@ -11,7 +11,7 @@ import torch
 from spin_bench import envs
 
 if TYPE_CHECKING:  # the simulator is imported when an Evaluator is made, not with this module
-    from spin_bench.envs import DiscretizedDMCEnv, VectorEnv
+    from spin_bench.envs import VectorEnv
 
 Policy = Callable[[torch.Tensor, Optional[torch.Generator]], torch.Tensor]
 
@@ -42,26 +42,6 @@ def evaluate_batched(policy: Policy, venv: "VectorEnv", seeds: Sequence[int], de
         returns += rew
         t += 1
     return returns
-
-
-@torch.no_grad()
-def evaluate_sequential(policy: Policy, env: "DiscretizedDMCEnv", seeds: Sequence[int],
-                        device: torch.device, generator: Optional[torch.Generator] = None,
-                        max_steps: Optional[int] = None) -> np.ndarray:
-    """The straightforward way (one episode at a time, batch-1 inference), kept as the
-    baseline the benchmark compares the batched evaluator against."""
-    returns = []
-    for s in seeds:
-        obs, _ = env.reset(seed=s)
-        total, t, done = 0.0, 0, False
-        while not done and (max_steps is None or t < max_steps):
-            a = policy(torch.as_tensor(obs, device=device)[None], generator)[0].cpu().numpy()
-            obs, r, te, tr, _ = env.step(a)
-            total += r
-            done = te or tr
-            t += 1
-        returns.append(total)
-    return np.asarray(returns)
 
 
 class Evaluator:

@@ -1,6 +1,6 @@
 """Micro-benchmarks of the model layer (not a test): forward+backward milliseconds.
 
-    python -m spin_bench.models.bench [--what critics,heads,adam,actors,asm,dropout,attention] [--device cpu] [--threads 1]
+    python -m spin_bench.perf.micro [--what critics,heads,adam,actors,asm,dropout,attention] [--device cpu] [--threads 1]
 
 Each case is timed in interleaved rounds and the median is reported (shared CI machines are noisy).
 """

@@ -1,4 +1,6 @@
-"""The straightforward IQL step: the plain reference computation for the fast one in ``iql.py``.
+"""The straightforward computations the fast ones are checked and timed against (oracles).
+
+The IQL step: the plain computation of the fast one in ``spin_bench/algos/iql.py``.
 
 Same losses, same order of updates, same modules and weights, written the way one first writes
 them: a Python loop over the ensemble members and over the slots (per-slot decision heads one at
@@ -6,11 +8,13 @@ a time where the actor has them), per-parameter Adam (``foreach=False``), a Poly
 parameters, and ``.item()`` on every loss every step (a host sync). It serves two purposes:
 
 - the tests check that ``IQL.update`` gives the same losses and parameters as
-  ``reference_iql_update`` on the same batch (speed never changes the algorithm);
+  ``oracle_iql_update`` on the same batch (speed never changes the algorithm);
 - ``python -m spin_bench.bench --parts=reference`` times it at the same sizes in the same run,
   the "straightforward" figure the fast step is compared with.
 
-It is not a training path: ``IQL`` is.
+It is not a training path: ``IQL`` is.  The evaluation: :func:`evaluate_sequential`, one
+episode at a time with batch-1 inference, against which the benchmark times the batched
+evaluator (``spin_bench.train.evaluation.evaluate_batched``).
 
   value:   L_V  = E[ |tau - 1(u < 0)| u^2 ],            u = min_k Q'_k(s, a) - V(s)
   critic:  L_Q  = sum_k E[ (r + gamma (1 - d) V(s') - Q_k(s, a))^2 ]
@@ -18,16 +22,21 @@ It is not a training path: ``IQL`` is.
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from spin_bench.algos.base import Batch
 from spin_bench.models.common import mask_value
+from spin_bench.train.evaluation import Policy
 
-__all__ = ["loop_q", "loop_log_prob", "reference_optimizers", "reference_iql_update"]
+if TYPE_CHECKING:  # the simulator is imported by whoever makes the env
+    from spin_bench.envs import DiscretizedDMCEnv
+
+__all__ = ["loop_q", "loop_log_prob", "oracle_optimizers", "oracle_iql_update", "evaluate_sequential"]
 
 
 def loop_q(critic: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -70,7 +79,7 @@ def loop_log_prob(actor: nn.Module, obs: torch.Tensor, actions: torch.Tensor) ->
     return total
 
 
-def reference_optimizers(algo: nn.Module) -> Dict[str, torch.optim.Optimizer]:
+def oracle_optimizers(algo: nn.Module) -> Dict[str, torch.optim.Optimizer]:
     """Per-parameter (for-loop) Adam for the value, critic and actor, with the algorithm's rates."""
     def adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=lr,
@@ -86,8 +95,8 @@ def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def reference_iql_update(algo: nn.Module, batch: Batch, optimizers: Dict[str, torch.optim.Optimizer]
-                         ) -> Dict[str, float]:
+def oracle_iql_update(algo: nn.Module, batch: Batch, optimizers: Dict[str, torch.optim.Optimizer]
+                      ) -> Dict[str, float]:
     """One IQL step of ``algo`` (an ``IQL``) the straightforward way; returns the losses as floats."""
     obs, act = batch.observations, batch.actions
     with torch.no_grad():
@@ -111,3 +120,23 @@ def reference_iql_update(algo: nn.Module, batch: Batch, optimizers: Dict[str, to
     _step(optimizers["actor"], actor_loss)
     return {"value_loss": value_loss.item(), "critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
             "q_mean": q.mean().item(), "adv_weight_mean": weights.mean().item()}
+
+
+@torch.no_grad()
+def evaluate_sequential(policy: Policy, env: "DiscretizedDMCEnv", seeds: Sequence[int],
+                        device: torch.device, generator: Optional[torch.Generator] = None,
+                        max_steps: Optional[int] = None) -> np.ndarray:
+    """The straightforward way (one episode at a time, batch-1 inference), kept as the
+    baseline the benchmark compares the batched evaluator against."""
+    returns = []
+    for s in seeds:
+        obs, _ = env.reset(seed=s)
+        total, t, done = 0.0, 0, False
+        while not done and (max_steps is None or t < max_steps):
+            a = policy(torch.as_tensor(obs, device=device)[None], generator)[0].cpu().numpy()
+            obs, r, te, tr, _ = env.step(a)
+            total += r
+            done = te or tr
+            t += 1
+        returns.append(total)
+    return np.asarray(returns)
