@@ -9,6 +9,7 @@ by the names the suite uses (``include 'gin/scales/cpu.gin'``).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from typing import Sequence
@@ -22,24 +23,21 @@ class ConfigError(ValueError):
     """A gin file or binding is missing or malformed."""
 
 
+# Every module that defines a @gin.configurable. They are loaded by name (they register
+# themselves with gin on import), so this module depends on none of them and every layer may
+# use it.
+CONFIGURABLE_MODULES = (
+    "spin_bench.baselines.autoregressive", "spin_bench.baselines.factorised", "spin_bench.algos",
+    "spin_bench.datagen.decqn", "spin_bench.models.actors", "spin_bench.models.asm",
+    "spin_bench.models.critics", "spin_bench.models.spin", "spin_bench.train.experiment",
+    "spin_bench.train.trainer", "spin_bench.train.graph_step",
+)
+
+
 def import_configurables() -> None:
     """Import every module that defines a @gin.configurable, so any file can bind them."""
-    import warnings
-
-    with warnings.catch_warnings():  # gin.torch registers torch's deprecated NLLLoss2d: noise
-        warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)
-        import gin.torch.external_configurables  # noqa: F401  (optimisers)
-
-    import spin_bench.baselines.autoregressive  # noqa: F401
-    import spin_bench.baselines.factorised  # noqa: F401
-    import spin_bench.algos  # noqa: F401
-    import spin_bench.datagen.decqn  # noqa: F401
-    import spin_bench.models.actors  # noqa: F401
-    import spin_bench.models.asm  # noqa: F401
-    import spin_bench.models.critics  # noqa: F401
-    import spin_bench.models.spin  # noqa: F401
-    import spin_bench.train.experiment  # noqa: F401
-    import spin_bench.train.trainer  # noqa: F401
+    for name in CONFIGURABLE_MODULES:
+        importlib.import_module(name)
 
 
 def parse(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = True) -> None:

@@ -185,9 +185,9 @@ def _cell_algo(scale: str, task: str, method: str, bindings: List[str], device, 
 
     from spin_bench.perf.measure import build, parse_cell
 
-    parse_cell(scale, task, method, "iql", bindings)
+    exp, _ = parse_cell(scale, task, method, "iql", bindings)
     torch.manual_seed(seed)
-    algo, bins, spec = build(task, method, "iql", torch.device("cpu"))
+    algo, bins, spec = build(exp, method, "iql", torch.device("cpu"))
     return algo.to(device).train(), bins, spec
 
 

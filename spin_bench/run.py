@@ -73,11 +73,12 @@ def main(argv):
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if FLAGS.prepare_only:
-            print(prepare(FLAGS.seed, device))
+            print(prepare(exp, schedule, FLAGS.seed, device))
             return 0
         run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp.task, exp.bins, exp.level, exp.method,
                                                    exp.algo, exp.scale, FLAGS.seed)
-        summary = run_experiment(run_dir, FLAGS.seed, device, resume=FLAGS.resume, config=configs.config_str())
+        summary = run_experiment(run_dir, FLAGS.seed, device, resume=FLAGS.resume, config=configs.config_str(),
+                                 exp=exp, schedule=schedule)
     except KeyboardInterrupt as e:
         name = str(e) or "SIGINT"
         print(f"spin_bench.run: interrupted ({name}); continue with the same command and --resume", file=sys.stderr)

@@ -29,7 +29,6 @@ import argparse
 import os
 import shlex
 import sys
-import warnings
 from typing import List, Optional
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -77,7 +76,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:
         sys.stderr.write(f"{PROG}: error: --report_args {args.report_args!r}: {e}\n")
         return 2
-    warnings.filterwarnings("ignore", message=".*NLLLoss2d.*", category=FutureWarning)  # gin.torch import noise
     from spin_bench.sweeps import SweepError, run_sweep
 
     try:

@@ -8,7 +8,7 @@ models, training, analysis, the command lines) can use it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,3 +107,14 @@ def method_label(method: str, algo: str) -> str:
     if method in ("saint", "spin") and str(algo).lower() == "iql":
         return prefix
     return f"{prefix}-{algo_u}"
+
+
+def cell_parts(scale: str, task: str, level: str, method: str, algo: str) -> List[str]:
+    """The gin files (relative to the gin tree, without .gin) a cell of the grid (scale x task x
+    level x method x algorithm) is composed of, in order.
+    DecQN cells add their scale's network width (methods/decqn-<scale>) in a file of their own,
+    so the other methods' configurations (and run ids) do not carry it."""
+    if method == "decqn":
+        return [f"scales/{scale}", f"tasks/{task}", f"levels/{level}", "methods/decqn", f"methods/decqn-{scale}",
+                f"algos/decqn_{algo}"]
+    return [f"scales/{scale}", f"tasks/{task}", f"levels/{level}", f"methods/{method}", f"algos/{algo}"]

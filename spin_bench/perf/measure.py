@@ -62,11 +62,16 @@ def layer_gflops(rows: int, width: int, device, repeats: int = 20) -> float:
 
 
 def parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[str]):
+    """Parse the grid cell's gin files (its medium-expert level) and `bindings`; returns the
+    (Experiment, Schedule) they configure, which the rest of the measurement is given."""
     from spin_bench import configs
-    from spin_bench.gin_experiments import cell_parts
+    from spin_bench.train.experiment import Experiment
+    from spin_bench.train.trainer import Schedule
+    from spin_bench.vocab import cell_parts
 
     parts = [f"gin/{p}.gin" for p in cell_parts(scale, task, "medium-expert", method, algo)]
     configs.parse([os.path.join(configs.CONFIG_ROOT, p) for p in parts], bindings, finalize=False)
+    return Experiment(), Schedule()
 
 
 def synthetic_batch(task: str, bins, size: int, device):
@@ -135,11 +140,11 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def build(task, method, algo, device):
+def build(exp, method, algo, device):
+    """The algorithm (and actor) of `exp` for synthetic data: (algorithm, bins, task spec)."""
     from spin_bench.envs import get_task_spec, normalise_bins
-    from spin_bench.train.experiment import Experiment, build_algorithm
+    from spin_bench.train.experiment import build_algorithm
 
-    exp = Experiment()
     spec = get_task_spec(exp.task)
     bins = [int(b) for b in normalise_bins(exp.bins, spec.num_actions)]
     asm = None
@@ -153,12 +158,11 @@ def train_setup(cfg: dict):
     """The algorithm of one bench cell and a sampler of synthetic batches."""
     import torch
 
-    from spin_bench.train.trainer import DatasetSampler, Schedule
+    from spin_bench.train.trainer import DatasetSampler
 
     device = torch.device(cfg["device"])
-    parse_cell(cfg["scale"], cfg["task"], cfg["method"], cfg["algo"], cfg["bindings"])
-    algo, bins, spec = build(cfg["task"], cfg["method"], cfg["algo"], device)
-    schedule = Schedule()
+    exp, schedule = parse_cell(cfg["scale"], cfg["task"], cfg["method"], cfg["algo"], cfg["bindings"])
+    algo, bins, spec = build(exp, cfg["method"], cfg["algo"], device)
     sampler = DatasetSampler(synthetic_batch(cfg["task"], bins, 20_000, device), schedule.batch_size, 0)
     algo.train()
     return algo, bins, schedule, sampler, device
@@ -296,8 +300,8 @@ def bench_eval(cfg: dict) -> dict:
     from spin_bench.train.evaluation import evaluate_batched, evaluation_seeds
 
     device = torch.device(cfg["device"])
-    parse_cell(cfg["scale"], cfg["task"], cfg["method"], cfg["algo"], cfg["bindings"])
-    algo, bins, spec = build(cfg["task"], cfg["method"], cfg["algo"], device)
+    exp, _ = parse_cell(cfg["scale"], cfg["task"], cfg["method"], cfg["algo"], cfg["bindings"])
+    algo, bins, spec = build(exp, cfg["method"], cfg["algo"], device)
     algo.eval()
     policy = lambda obs, gen: algo.act(obs, generator=gen)
     seeds = evaluation_seeds(0, 0, cfg["eval_episodes"])

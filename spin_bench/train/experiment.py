@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
+from spin_bench import configs
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import check_path_component, directory_problem
 from spin_bench.envs import normalise_bins, reference_returns
@@ -222,11 +223,11 @@ def _read_summary(run_dir: str) -> dict:
         raise RunDirError(f"{path}: unreadable ({e}); the run cannot be resumed (use another --run_dir)") from None
 
 
-def prepare(seed: int, device: torch.device) -> dict:
-    """The shared inputs of the configured Experiment, made once: the dataset (generated on
-    first use) and, for SPIN, the cached ASM pre-training. Sweeps call this before runs."""
-    exp = Experiment()
-    check_inputs(exp, Schedule())
+def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device) -> dict:
+    """The shared inputs of `exp`, made once: the dataset (generated on first use) and, for
+    SPIN, the cached ASM pre-training. Sweeps call this (``spin_bench.run --prepare_only``)
+    before runs."""
+    check_inputs(exp, schedule)
     dataset = _dataset(exp, seed)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
@@ -237,16 +238,18 @@ def prepare(seed: int, device: torch.device) -> dict:
 
 
 def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool = False,
-                   config: Optional[str] = None) -> dict:
-    """Execute the configured Experiment into `run_dir`; returns summary.json's content.
+                   config: Optional[str] = None, exp: Optional[Experiment] = None,
+                   schedule: Optional[Schedule] = None) -> dict:
+    """Execute `exp` on `schedule` into `run_dir`; returns summary.json's content.
 
-    `config` (every parsed binding) is saved as config.gin; gin's operative config (the
+    The entry point builds `exp` and `schedule` from the parsed configuration and passes them
+    (without them, they are made from gin's bindings here). `config` (every parsed binding,
+    ``configs.config_str()`` by default) is saved as config.gin; gin's operative config (the
     values the run actually used, defaults included) as operative_config.gin."""
-    exp = Experiment()
-    schedule = Schedule()
+    exp = Experiment() if exp is None else exp
+    schedule = Schedule() if schedule is None else schedule
     check_inputs(exp, schedule)
     if config is None:
-        from spin_bench import configs
         config = configs.config_str()
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunDirError(f"run directory {run_dir} is a file, not a directory")
