@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(PY) -m spin_bench.demo
 
 test: $(STAMP)
+	$(PY) -m ruff check spin_bench baselines tests
 	$(PY) -m pytest -q tests
 
 clean:

@@ -433,7 +433,7 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         tot = ttt.totals[(ttt.totals.scale == scale) & (ttt.totals.algo == algo)]
         sp = ttt.speedups[(ttt.speedups.scale == scale) & (ttt.speedups.algo == algo)]
         if not tot.empty:
-            md.append(f"#### Totals over cells (the paper's way) and SPIN's speed-up\n")
+            md.append("#### Totals over cells (the paper's way) and SPIN's speed-up\n")
             md.append(f"Sum over the {int(tot['cells'].iloc[0])} cell(s) where every method has "
                       f"a time of the per-cell medians; speed-up = baseline / SPIN. "
                       f"≥, ≤: bounds, because a median includes censored runs; ?: unknown "
