@@ -3,12 +3,13 @@
 With a factored critic ensemble Q_k(s, a) = sum_i U_{k,i}(s, a_i), a target ensemble Q'_k
 (Polyak-averaged), a value network V and any actor pi:
 
-  value:   L_V  = E[ |tau - 1(u < 0)| u^2 ],            u = min_k Q'_k(s, a) - V(s)
+  value:   L_V  = E[ |e - 1(u < 0)| u^2 ],              u = min_k Q'_k(s, a) - V(s)
   critic:  L_Q  = sum_k E[ (r + gamma (1 - d) V(s') - Q_k(s, a))^2 ]
   actor:   L_pi = -E[ min(exp(beta A), w_max) log pi(a | s) ],  A = min_k Q'_k(s, a) - V(s)
 
-(d = termination, never the time limit.)  Paper defaults: tau (expectile) 0.8, beta 3.0,
-w_max 100, gamma 0.99, Polyak 0.005, Adam 3e-4.
+(d = termination, never the time limit.)  e is the ``expectile`` (the IQL paper calls it tau);
+the constructor's ``tau`` is the Polyak rate of the target ensemble, as in every algorithm here.
+Paper defaults: expectile 0.8, beta 3.0, w_max 100, gamma 0.99, Polyak tau 0.005, Adam 3e-4.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from spin_bench.models.critics import ValueNetwork, polyak_update
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
-    """E[|tau - 1(u < 0)| u^2] for u = diff."""
+    """E[|e - 1(u < 0)| u^2] for u = diff and e = `expectile`."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
     return (weight * diff.square()).mean()
 

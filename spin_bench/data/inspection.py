@@ -58,7 +58,7 @@ def references(attrs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     return {"expert": expert, "random": random, "source": attrs.get("reference_source")}
 
 
-def normalize_returns(returns: np.ndarray, refs: Optional[Dict[str, Any]]
+def normalise_returns(returns: np.ndarray, refs: Optional[Dict[str, Any]]
                       ) -> Optional[np.ndarray]:
     """100 * (R - random) / (expert - random); None without references or when they coincide."""
     if refs is None or refs["expert"] == refs["random"]:
@@ -85,7 +85,7 @@ def summarize(ds: Dataset, checksum: Optional[str] = None) -> Dict[str, Any]:
     attrs = ds.attrs
     returns = ds.episode_returns()
     refs = references(attrs)
-    normalized = normalize_returns(returns, refs)
+    normalised = normalise_returns(returns, refs)
     size = ds.path.stat().st_size if ds.path is not None and ds.path.exists() else None
     return {
         "dataset_id": ds.dataset_id, "path": str(ds.path) if ds.path else None,
@@ -102,7 +102,7 @@ def summarize(ds: Dataset, checksum: Optional[str] = None) -> Dict[str, Any]:
         "terminals": int(np.count_nonzero(ds.terminals)),
         "timeouts": int(np.count_nonzero(ds.timeouts)),
         "episode_returns": _stats(returns),
-        "normalized_returns": _stats(normalized) if normalized is not None else None,
+        "normalized_returns": _stats(normalised) if normalised is not None else None,
         "references": refs,
         "return_histogram": return_histogram(returns),
         "episode_lengths": _stats(ds.episode_lengths()),
@@ -198,12 +198,12 @@ def table_row(ds: Dataset) -> Dict[str, Any]:
     """One row of ``python -m spin_bench.data table`` (floats unformatted; None = blank)."""
     returns = ds.episode_returns()
     stats = _stats(returns)
-    normalized = normalize_returns(returns, references(ds.attrs))
+    normalised = normalise_returns(returns, references(ds.attrs))
     return {
         "task": ds.task, "level": ds.level, "transitions": ds.num_transitions,
         "episodes": ds.num_episodes,
         "return mean": stats.get("mean"), "return min": stats.get("min"), "return max": stats.get("max"),
-        "normalised mean": None if normalized is None else _stats(normalized).get("mean"),
+        "normalised mean": None if normalised is None else _stats(normalised).get("mean"),
         "identity": ds.identity, "sha256": ds.sha256,
     }
 

@@ -21,7 +21,7 @@ from spin_bench.models.actors import TransformerActor
 from spin_bench.models.asm import ActionStructureModel, ASMCheckpoint
 from spin_bench.models.common import as_bins
 
-__all__ = ["load_asm_into_actor", "make_spin_actor", "SPINActor", "ARCH_KEYS", "DEFAULT_FREEZE"]
+__all__ = ["load_asm_into_actor", "make_spin_actor", "ARCH_KEYS", "DEFAULT_FREEZE"]
 
 ASMSource = Union[ASMCheckpoint, ActionStructureModel, str, os.PathLike]
 DEFAULT_FREEZE = ("state_encoder", "encoder")
@@ -77,9 +77,3 @@ def make_spin_actor(obs_dim: int, bins: Sequence[int], asm_checkpoint: ASMSource
                              **extra)
     load_asm_into_actor(actor, asm_checkpoint, freeze=freeze, eval_frozen=eval_frozen)
     return actor.to(device) if device is not None else actor
-
-
-
-# Alias: ``SPINActor(obs_dim, bins, asm_checkpoint, ...)`` reads like a class in user code; gin
-# configures it under the name ``make_spin_actor``.
-SPINActor = make_spin_actor

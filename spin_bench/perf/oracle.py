@@ -16,7 +16,7 @@ It is not a training path: ``IQL`` is.  The evaluation: :func:`evaluate_sequenti
 episode at a time with batch-1 inference, against which the benchmark times the batched
 evaluator (``spin_bench.train.evaluation.evaluate_batched``).
 
-  value:   L_V  = E[ |tau - 1(u < 0)| u^2 ],            u = min_k Q'_k(s, a) - V(s)
+  value:   L_V  = E[ |e - 1(u < 0)| u^2 ],              u = min_k Q'_k(s, a) - V(s)   (e: the expectile)
   critic:  L_Q  = sum_k E[ (r + gamma (1 - d) V(s') - Q_k(s, a))^2 ]
   actor:   L_pi = -E[ min(exp(beta A), w_max) log pi(a | s) ],  A = u
 """
