@@ -11,7 +11,7 @@ from spin_bench import report as report_cli
 from spin_bench.analysis import (METHOD_COLORS, load_runs, method_label, per_cell_table,
                                  write_report)
 from spin_bench.analysis.synthetic import write_run_dir
-from spin_bench.analysis.writer import tex_escape
+from spin_bench.analysis.render import tex_escape
 
 REF = {"expert": 700.0, "random": 5.0}
 

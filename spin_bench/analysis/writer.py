@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import pandas as pd
 
@@ -19,6 +18,8 @@ from spin_bench.analysis.labels import (bins_sort_key, cell_sort_key, level_sort
 from spin_bench.analysis.loading import LoadResult, fold_references, load_runs
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.reference import PAPER, paper_time_to_target
+from spin_bench.analysis.render import (Bold, Cell, Italic, Sym, Table, Text, finite, fmt_num, fmt_steps,
+                                        md_escape, tex_escape, to_latex, to_markdown)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, AggregateResult, aggregate
 from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
@@ -50,94 +51,13 @@ class Report:
 
 # ----------------------------------------------------------------------------- formatting
 
-def _fin(x) -> bool:
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def fmt_num(x, prec: int) -> str:
-    return f"{float(x):.{prec}f}" if _fin(x) else "–"
-
-
-def fmt_steps(x) -> str:
-    if not _fin(x):
-        return "–"
-    x = float(x)
-    if abs(x) >= 1e6:
-        return f"{x / 1e6:.2f}M"
-    if abs(x) >= 1e4:
-        return f"{x / 1e3:.0f}k"
-    if abs(x) >= 1e3:
-        return f"{x / 1e3:.1f}k"
-    return f"{x:.0f}"
-
-
-def tex_escape(s) -> str:
-    rep = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-           "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-           "^": r"\textasciicircum{}"}
-    return "".join(rep.get(ch, ch) for ch in str(s))
-
-
-def md_escape(s) -> str:
-    return str(s).replace("|", r"\|").replace("\n", " ")
-
-
-class _Fmt:
-    """Markdown and LaTeX spellings of the few symbols the tables use."""
-
-    def __init__(self, tex: bool):
-        self.tex = tex
-        self.pm = r" $\pm$ " if tex else " ± "
-        self.gt = r"$>$" if tex else ">"
-        self.dagger = r"$^\dagger$" if tex else "†"
-        self.ddagger = r"$^\ddagger$" if tex else "‡"
-        self.times = r"$\times$" if tex else "×"
-        self.ge = r"$\geq$" if tex else "≥"
-        self.le = r"$\leq$" if tex else "≤"
-
-    def text(self, s) -> str:
-        return tex_escape(s) if self.tex else md_escape(s)
-
-    def bold(self, s: str) -> str:
-        return f"\\textbf{{{s}}}" if self.tex else f"**{s}**"
-
-    def italic(self, s: str) -> str:
-        return f"\\textit{{{s}}}" if self.tex else f"*{s}*"
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-             align: Optional[Sequence[str]] = None) -> str:
-    align = align or ["l"] * len(header)
-    sep = ["---:" if a == "r" else (":---:" if a == "c" else ":---") for a in align]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def tex_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str, caption: str,
-              label: str, midrules: Sequence[int] = (), wide: bool = False) -> str:
-    env = "table*" if wide else "table"
-    out = [f"\\begin{{{env}}}[t]", "\\centering", "\\small",
-           f"\\caption{{{caption}}}", f"\\label{{{label}}}",
-           f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(header) + r" \\", "\\midrule"]
-    for i, r in enumerate(rows):
-        if i in midrules:
-            out.append("\\midrule")
-        out.append(" & ".join(c.replace("–", "--") for c in r) + r" \\")
-    out += ["\\bottomrule", "\\end{tabular}", f"\\end{{{env}}}", ""]
-    return "\n".join(out)
-
-
 # ----------------------------------------------------------------------------- sections
 
-def _cell_cols(f: _Fmt, task, bins, level):
-    return [f.text(task), f.text(bins), f.text(level)]
+def _cell_cols(task, bins, level) -> List[Cell]:
+    return [Text(task), Text(bins), Text(level)]
 
 
-def _return_rows(tab: pd.DataFrame, methods: List[str], f: _Fmt, prec: int, with_ci: bool):
+def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool):
     rows, firsts = [], []
     cells = sorted({(r.task, r.bins, r.level) for r in tab.itertuples()}, key=cell_sort_key)
     prev_task = None
@@ -146,54 +66,53 @@ def _return_rows(tab: pd.DataFrame, methods: List[str], f: _Fmt, prec: int, with
         if prev_task is not None and c[0] != prev_task:
             firsts.append(len(rows))
         prev_task = c[0]
-        row = _cell_cols(f, *c) + [f.text("ours")]
+        row = _cell_cols(*c) + [Text("ours")]
         for m in methods:
             if m not in sub.index:
                 row.append("–")
                 continue
             r = sub.loc[m]
             if r["n"] > 1:
-                s = f"{fmt_num(r['mean'], prec)}{f.pm}{fmt_num(r['std'], prec)}"
+                s = [fmt_num(r['mean'], prec), Sym("pm"), fmt_num(r['std'], prec)]
             else:
-                s = fmt_num(r["mean"], prec)
-            s = f.bold(s) if r["best"] else s
+                s = [fmt_num(r["mean"], prec)]
+            s = [Bold(tuple(s))] if r["best"] else s
             if with_ci:
-                s += (f" [{fmt_num(r['lo'], prec)}, {fmt_num(r['hi'], prec)}]" if r["n"] > 1
-                      else "")
-                s += f" n={int(r['n'])}" + (" (one seed: no std/CI)" if r["n"] == 1 else "")
+                s.append(f" [{fmt_num(r['lo'], prec)}, {fmt_num(r['hi'], prec)}]" if r["n"] > 1 else "")
+                s.append(f" n={int(r['n'])}" + (" (one seed: no std/CI)" if r["n"] == 1 else ""))
             elif r["n"] == 1:
-                s += f.dagger
+                s.append(Sym("dagger"))
             row.append(s)
         rows.append(row)
         if sub["paper_source"].astype(bool).any():
             src = sub["paper_source"][sub["paper_source"].astype(bool)].iloc[0]
-            prow = ["", "", "", f.italic(f.text(f"paper ({src})"))]
+            prow = ["", "", "", Italic((Text(f"paper ({src})"),))]
             for m in methods:
-                if m in sub.index and _fin(sub.loc[m, "paper_mean"]):
-                    prow.append(f.italic(f"{fmt_num(sub.loc[m, 'paper_mean'], prec)}{f.pm}"
-                                         f"{fmt_num(sub.loc[m, 'paper_std'], prec)}"))
+                if m in sub.index and finite(sub.loc[m, "paper_mean"]):
+                    prow.append(Italic((fmt_num(sub.loc[m, 'paper_mean'], prec), Sym("pm"),
+                                        fmt_num(sub.loc[m, 'paper_std'], prec))))
                 else:
                     prow.append("")
             rows.append(prow)
     return rows, firsts
 
 
-def _ttt_cell(r, f: _Fmt, with_ci: bool, steps: bool = False) -> str:
+def _ttt_cell(r, with_ci: bool, steps: bool = False) -> List[Cell]:
     val, lo, hi = ((r["median_steps"], r["lo_steps"], r["hi_steps"]) if steps
                    else (r["median_min"], r["lo_min"], r["hi_min"]))
     fmt = fmt_steps if steps else (lambda v: fmt_num(v, 1))
     if r["all_censored"]:
-        return f"{f.gt}{fmt(val)} (all {int(r['n'])} censored)" if with_ci else f"{f.gt}{fmt(val)}"
-    s = (f.ge if r["bound"] else "") + fmt(val)
+        return [Sym("gt"), fmt(val), f" (all {int(r['n'])} censored)" if with_ci else ""]
+    s = ([Sym("ge")] if r["bound"] else []) + [fmt(val)]
     if with_ci and r["n"] > 1:
-        s += f" [{fmt(lo)}, {fmt(hi)}]"
+        s.append(f" [{fmt(lo)}, {fmt(hi)}]")
     if r["flagged"]:
-        s += f"{f.dagger}{int(r['n_censored'])}/{int(r['n'])}"
+        s += [Sym("dagger"), f"{int(r['n_censored'])}/{int(r['n'])}"]
     return s
 
 
-def _ttt_rows(cells: pd.DataFrame, methods: List[str], f: _Fmt, with_ci: bool,
-              steps: bool = False, paper: Optional[pd.DataFrame] = None, ttt_runs=None):
+def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
+              steps: bool = False, paper: Optional[pd.DataFrame] = None):
     rows, firsts = [], []
     keys = sorted({(r.task, r.bins, r.level) for r in cells.itertuples()}, key=cell_sort_key)
     prev = None
@@ -205,7 +124,7 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], f: _Fmt, with_ci: bool,
         prev = c[0]
         target = sub["target"].iloc[0]
         degenerate = bool(sub["degenerate"].iloc[0]) if "degenerate" in sub.columns else False
-        row = _cell_cols(f, *c) + [f.text("ours"), fmt_num(target, 1) + (f.ddagger if degenerate else "")]
+        row = _cell_cols(*c) + [Text("ours"), [fmt_num(target, 1)] + ([Sym("ddagger")] if degenerate else [])]
         # Bold the fastest when it is an exact median below every median that is a bound.
         col = "median_steps" if steps else "median_min"
         clean = sub[~sub["bound"]]
@@ -218,15 +137,15 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], f: _Fmt, with_ci: bool,
             if m not in sub.index:
                 row.append("–")
                 continue
-            s = _ttt_cell(sub.loc[m], f, with_ci, steps)
-            row.append(f.bold(s) if best and m in best else s)
+            s = _ttt_cell(sub.loc[m], with_ci, steps)
+            row.append(Bold(tuple(s)) if best and m in best else s)
         rows.append(row)
         if paper is not None and not steps:
             p = paper[(paper.task == c[0]) & (paper.bins == c[1]) & (paper.level == c[2])]
             if not p.empty:
                 p = p.set_index("method")
-                prow = ["", "", "", f.italic(f.text(f"paper ({p['source'].iloc[0]}, A40)")), ""]
-                prow += [f.italic(fmt_num(p.loc[m, "minutes"], 1)) if m in p.index else ""
+                prow = ["", "", "", Italic((Text(f"paper ({p['source'].iloc[0]}, A40)"),)), ""]
+                prow += [Italic((fmt_num(p.loc[m, "minutes"], 1),)) if m in p.index else ""
                          for m in methods]
                 rows.append(prow)
     return rows, firsts
@@ -249,16 +168,16 @@ def _ci(p, lo, hi, prec) -> str:
     return f"{fmt_num(p, prec)} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]"
 
 
-def _speedup_str(r, f: _Fmt, key: str) -> str:
+def _speedup(r, key: str) -> List[Cell]:
     v = r[key]
     if r["bound"] == "degenerate":
-        return f"n/a{f.ddagger}"
-    if not _fin(v):
-        return "–"
-    bound = {"": "", ">=": f.ge, "<=": f.le, "?": "?"}[r["bound"]]
+        return ["n/a", Sym("ddagger")]
+    if not finite(v):
+        return ["–"]
     if r["bound"] == "?":
-        return "?"
-    return f"{bound}{v:.2f}{f.times}"
+        return ["?"]
+    bound = {"": [], ">=": [Sym("ge")], "<=": [Sym("le")]}[r["bound"]]
+    return bound + [f"{v:.2f}", Sym("times")]
 
 
 class _Doc:
@@ -273,7 +192,6 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
     A = algo_label(algo)
     g = f"{scale}-{algo}"
     md, tex = doc.md, doc.tex
-    mdf, txf = _Fmt(False), _Fmt(True)
     grp_runs = runs[(runs.scale == scale) & (runs.algo == algo)]
     methods = order_methods(grp_runs["method"])
     labels = [method_label(m, algo) for m in methods]
@@ -293,28 +211,28 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
               f"**Bold**: best mean in the row at the shown precision (ties: all bold). "
               f"Rows marked *paper* are the published numbers ({PAPER}; 1M steps, 5 seeds, "
               f"paper scale), shown for comparison only.\n")
-    rows, firsts = _return_rows(tab, methods, mdf, prec, with_ci=True)
-    md.append(md_table(["Task", "Bins", "Level", "Source"] + labels, rows,
-                       ["l", "l", "l", "l"] + ["r"] * len(labels)) + "\n")
+    header = ["Task", "Bins", "Level", "Source"] + [Text(lab) for lab in labels]
+    align = ["l", "l", "l", "l"] + ["r"] * len(labels)
+    rows, firsts = _return_rows(tab, methods, prec, with_ci=True)
+    md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
     best = tab.pivot_table(index=["task", "bins", "level"], columns="method",
                            values="best_return_mean", sort=False)
     md.append("Best evaluation return (reported beside the final score; mean over seeds of "
               "each run's best evaluation, optimistic by construction):\n")
     brows = []
     for c in sorted(best.index, key=cell_sort_key):
-        brows.append(_cell_cols(mdf, *c) + [fmt_num(best.loc[c].get(m), prec) for m in methods])
-    md.append(md_table(["Task", "Bins", "Level"] + labels, brows,
-                       ["l", "l", "l"] + ["r"] * len(labels)) + "\n")
-    trows, tfirsts = _return_rows(tab, methods, txf, prec, with_ci=False)
+        brows.append(_cell_cols(*c) + [fmt_num(best.loc[c].get(m), prec) for m in methods])
+    md.append(to_markdown(Table(["Task", "Bins", "Level"] + [Text(lab) for lab in labels], brows,
+                                ["l", "l", "l"] + ["r"] * len(labels))) + "\n")
+    trows, tfirsts = _return_rows(tab, methods, prec, with_ci=False)
     one_seed = (tab["n"] == 1).any()
-    tex.append(tex_table(
-        ["Task", "Bins", "Level", "Source"] + [tex_escape(lab) for lab in labels], trows,
-        "llll" + "r" * len(labels),
+    tex.append(to_latex(
+        Table(header, trows, align, tfirsts),
         f"Final return (mean of the last {K} evaluations), mean $\\pm$ standard deviation over "
         f"seeds, {tex_escape(scale)} scale, {A}. Bold: best in row. "
         f"\\textit{{paper}}: published numbers ({tex_escape(PAPER)})."
         + (r" $^\dagger$one seed (no standard deviation)." if one_seed else ""),
-        f"tab:spin-bench-returns-{g}", tfirsts, wide=True))
+        f"tab:spin-bench-returns-{g}", wide=True))
 
     # --- aggregates
     ga = next((x for x in agg.groups if x.scale == scale and x.algo == algo), None)
@@ -333,15 +251,13 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         arows = []
         for m in ga.methods:
             e = est[est.method == m].set_index("metric")
-            arows.append([method_label(m, algo)] + [_ci(e.loc[k, "point"], e.loc[k, "lo"],
-                                                        e.loc[k, "hi"], 3)
-                                                    for k in AGGREGATE_METRICS])
-        md.append(md_table(["Method"] + list(AGGREGATE_METRICS), arows,
-                           ["l"] + ["r"] * len(AGGREGATE_METRICS)) + "\n")
+            arows.append([Text(method_label(m, algo))] + [_ci(e.loc[k, "point"], e.loc[k, "lo"],
+                                                              e.loc[k, "hi"], 3)
+                                                          for k in AGGREGATE_METRICS])
+        aggregates = Table(["Method"] + list(AGGREGATE_METRICS), arows, ["l"] + ["r"] * len(AGGREGATE_METRICS))
+        md.append(to_markdown(aggregates) + "\n")
         md.append("Cells: " + "; ".join(f"{c[0]} {c[2]} ({c[1]} bins)" for c in ga.cells) + "\n")
-        tex.append(tex_table(["Method"] + list(AGGREGATE_METRICS),
-                             [[tex_escape(r[0])] + r[1:] for r in arows],
-                             "l" + "r" * len(AGGREGATE_METRICS),
+        tex.append(to_latex(aggregates,
                              f"Normalised final scores across {ncells} cells "
                              f"({tex_escape(scale)} scale, {A}): point estimate and 95\\% "
                              f"stratified-bootstrap confidence interval (rliable). "
@@ -351,16 +267,16 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         if ga.improvement.empty:
             md.append("Not computed: no SPIN runs in this group.\n")
         else:
-            prows = [[f"P({r.label_x} > {r.label_y})", _ci(r.point, r.lo, r.hi, 2)]
+            prows = [[[Text(f"P({r.label_x} "), Sym("gt"), Text(f" {r.label_y})")], _ci(r.point, r.lo, r.hi, 2)]
                      for r in ga.improvement.itertuples()]
+            improvement = Table(["Comparison", "Probability [95% CI]"], prows, ["l", "r"])
             md.append("Probability that a SPIN run beats a baseline run on a random cell "
                       "(Mann-Whitney), averaged over cells; 0.5 = no difference.\n")
-            md.append(md_table(["Comparison", "Probability [95% CI]"], prows, ["l", "r"]) + "\n")
-            tex.append(tex_table(["Comparison", "Probability"],
-                                 [[tex_escape(r[0]).replace(">", "$>$"), r[1]] for r in prows],
-                                 "lr", f"Probability of improvement of SPIN over each baseline "
+            md.append(to_markdown(improvement) + "\n")
+            tex.append(to_latex(improvement,
+                                 f"Probability of improvement of SPIN over each baseline "
                                        f"({tex_escape(scale)} scale, {A}), 95\\% CIs.",
-                                 f"tab:spin-bench-poi-{g}"))
+                                 f"tab:spin-bench-poi-{g}", header=["Comparison", "Probability"]))
 
     # --- time to target
     md.append("### Time to target\n")
@@ -395,25 +311,24 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
     else:
         paper = paper_time_to_target()
         paper = paper[paper.algo == algo]
-        rows, _ = _ttt_rows(cells, methods, mdf, True, False, paper)
-        md.append(md_table(["Task", "Bins", "Level", "Source", "Target"] + labels, rows,
-                           ["l"] * 4 + ["r"] * (1 + len(labels))) + "\n")
+        header = ["Task", "Bins", "Level", "Source", "Target"] + [Text(lab) for lab in labels]
+        align = ["l"] * 4 + ["r"] * (1 + len(labels))
+        rows, firsts = _ttt_rows(cells, methods, True, False, paper)
+        md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
         md.append("Gradient steps to target (median over seeds [95% CI]; censored runs count at "
                   "their total steps):\n")
-        rows, _ = _ttt_rows(cells, methods, mdf, True, True)
-        md.append(md_table(["Task", "Bins", "Level", "Source", "Target"] + labels, rows,
-                           ["l"] * 4 + ["r"] * (1 + len(labels))) + "\n")
-        trows, tfirsts = _ttt_rows(cells, methods, txf, False, False, paper)
-        tex.append(tex_table(
-            ["Task", "Bins", "Level", "Source", "Target"] + [tex_escape(x) for x in labels],
-            trows, "llll" + "r" * (1 + len(labels)),
+        rows, firsts = _ttt_rows(cells, methods, True, True)
+        md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
+        trows, tfirsts = _ttt_rows(cells, methods, False, False, paper)
+        tex.append(to_latex(
+            Table(header, trows, align, tfirsts),
             f"Time to target in minutes ({tex_escape(scale)} scale, {A}): median over seeds "
             f"of the training clock at which the return first reaches {frac:g} of "
             f"{tex_escape(base_label)}'s asymptote (SPIN includes ASM pre-training). "
             f"$>$: never reached (censored at the total training time); $^\\dagger k/n$: "
             f"$k$ of $n$ runs censored; $\\geq$: the median is a lower bound. "
             f"\\textit{{paper}}: {tex_escape(PAPER)}, one A40.",
-            f"tab:spin-bench-ttt-{g}", tfirsts, wide=True))
+            f"tab:spin-bench-ttt-{g}", wide=True))
 
         rr = ttt.runs[(ttt.runs.scale == scale) & (ttt.runs.algo == algo) &
                       ttt.runs.censored.notna()]
@@ -422,13 +337,13 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         prows = []
         for c in sorted({(r.task, r.bins, r.level) for r in rr.itertuples()}, key=cell_sort_key):
             sub = rr[(rr.task == c[0]) & (rr.bins == c[1]) & (rr.level == c[2])]
-            row = _cell_cols(mdf, *c)
+            row = _cell_cols(*c)
             for m in methods:
                 ms = sub[sub.method == m].sort_values("seed")
                 row.append(", ".join(_run_ttt_str(r) for r in ms.itertuples()) or "–")
             prows.append(row)
-        md.append(md_table(["Task", "Bins", "Level"] + labels, prows,
-                           ["l"] * 3 + ["r"] * len(labels)))
+        md.append(to_markdown(Table(["Task", "Bins", "Level"] + [Text(lab) for lab in labels], prows,
+                                    ["l"] * 3 + ["r"] * len(labels))))
         md.append("\nSeeds in increasing order.\n\n</details>\n")
         tot = ttt.totals[(ttt.totals.scale == scale) & (ttt.totals.algo == algo)]
         sp = ttt.speedups[(ttt.speedups.scale == scale) & (ttt.speedups.algo == algo)]
@@ -448,43 +363,31 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
                 keys = [(*k, m) for k in common]
                 if keys and all(k in pkeyed.index for k in keys):
                     paper_sum[m] = float(pkeyed.loc[keys].sum())
-            trows_md, trows_tex = [], []
+            trows = []
             for r in tot.itertuples():
-                flag = mdf.ge if r.bound else ""
-                row = [r.label, f"{flag}{fmt_num(r.sum_median_min, 1)}",
-                       f"{flag}{fmt_steps(r.sum_median_steps)}"]
+                flag = [Sym("ge")] if r.bound else []
+                row = [Text(r.label), flag + [fmt_num(r.sum_median_min, 1)], flag + [fmt_steps(r.sum_median_steps)]]
                 if r.method in sp_tot.index:
-                    row += [_speedup_str(sp_tot.loc[r.method], mdf, "speedup_min"),
-                            _speedup_str(sp_tot.loc[r.method], mdf, "speedup_steps")]
+                    row += [_speedup(sp_tot.loc[r.method], "speedup_min"),
+                            _speedup(sp_tot.loc[r.method], "speedup_steps")]
                 else:
                     row += ["–", "–"]
                 if paper_sum:
-                    row.append(mdf.italic(fmt_num(paper_sum[r.method], 1))
-                               if r.method in paper_sum else "")
-                trows_md.append(row)
-                tflag = txf.ge if r.bound else ""
-                trow = [tex_escape(r.label), tflag + fmt_num(r.sum_median_min, 1),
-                        tflag + fmt_steps(r.sum_median_steps)]
-                trow += ([_speedup_str(sp_tot.loc[r.method], txf, "speedup_min"),
-                          _speedup_str(sp_tot.loc[r.method], txf, "speedup_steps")]
-                         if r.method in sp_tot.index else ["--", "--"])
-                if paper_sum:
-                    trow.append(txf.italic(fmt_num(paper_sum[r.method], 1))
-                                if r.method in paper_sum else "")
-                trows_tex.append(trow)
+                    row.append(Italic((fmt_num(paper_sum[r.method], 1),)) if r.method in paper_sum else "")
+                trows.append(row)
             pcol = ["*paper* Σ minutes (A40)"] if paper_sum else []
-            md.append(md_table(["Method", "Σ minutes", "Σ steps", "SPIN speed-up (minutes)",
-                                "SPIN speed-up (steps)"] + pcol, trows_md,
-                               ["l", "r", "r", "r", "r"] + ["r"] * len(pcol)) + "\n")
-            tex.append(tex_table(["Method", r"$\sum$ minutes", r"$\sum$ steps",
-                                  "SPIN speed-up (min)", "SPIN speed-up (steps)"]
-                                 + ([r"\textit{paper} $\sum$ min"] if paper_sum else []),
-                                 trows_tex, "lrrrr" + ("r" if paper_sum else ""),
+            totals = Table(["Method", "Σ minutes", "Σ steps", "SPIN speed-up (minutes)", "SPIN speed-up (steps)"]
+                           + pcol, trows, ["l", "r", "r", "r", "r"] + ["r"] * len(pcol))
+            md.append(to_markdown(totals) + "\n")
+            tex.append(to_latex(totals,
                                  f"Time to target summed over {int(tot['cells'].iloc[0])} cells "
                                  f"({tex_escape(scale)} scale, {A}) and SPIN's speed-up "
                                  f"(baseline / SPIN). $\\geq$: lower bound (censored runs); "
                                  f"?: unknown (both are bounds).",
-                                 f"tab:spin-bench-ttt-total-{g}"))
+                                 f"tab:spin-bench-ttt-total-{g}",
+                                 header=["Method", r"$\sum$ minutes", r"$\sum$ steps", "SPIN speed-up (min)",
+                                         "SPIN speed-up (steps)"]
+                                 + ([r"\textit{paper} $\sum$ min"] if paper_sum else [])))
         per = sp[sp.task != "total"]
         if not per.empty:
             bl = order_methods(per["baseline"])
@@ -494,17 +397,16 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
                             key=cell_sort_key):
                 sub = per[(per.task == c[0]) & (per.bins == c[1]) &
                           (per.level == c[2])].set_index("baseline")
-                row = _cell_cols(mdf, *c)
+                row = _cell_cols(*c)
                 for b in bl:
                     if b in sub.index:
-                        row.append(f"{_speedup_str(sub.loc[b], mdf, 'speedup_min')} "
-                                   f"({_speedup_str(sub.loc[b], mdf, 'speedup_steps')})")
+                        row.append(_speedup(sub.loc[b], "speedup_min") + [" ("]
+                                   + _speedup(sub.loc[b], "speedup_steps") + [")"])
                     else:
                         row.append("–")
                 prow.append(row)
-            md.append(md_table(["Task", "Bins", "Level"] +
-                               [f"vs {method_label(b, algo)}" for b in bl], prow,
-                               ["l"] * 3 + ["r"] * len(bl)) + "\n")
+            md.append(to_markdown(Table(["Task", "Bins", "Level"] + [f"vs {method_label(b, algo)}" for b in bl],
+                                        prow, ["l"] * 3 + ["r"] * len(bl))) + "\n")
 
     nll = nll_table[(nll_table.scale == scale) & (nll_table.algo == algo)] if nll_table is not None else None
     if nll is not None and not nll.empty:
@@ -519,21 +421,21 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         nrows = []
         for c in sorted({(r.task, r.bins, r.level) for r in nll.itertuples()}, key=cell_sort_key):
             sub = nll[(nll.task == c[0]) & (nll.bins == c[1]) & (nll.level == c[2])].set_index("method")
-            row = _cell_cols(mdf, *c) + [fmt_num(sub["reference_final_nll"].iloc[0], 3)]
+            row = _cell_cols(*c) + [fmt_num(sub["reference_final_nll"].iloc[0], 3)]
             for m in nmethods:
                 if m not in sub.index:
                     row.append("–")
                     continue
                 r = sub.loc[m]
-                txt = (mdf.ge if r["bound"] else "") + fmt_steps(r["median_steps"])
+                txt = ([Sym("ge")] if r["bound"] else []) + [fmt_steps(r["median_steps"])]
                 if r["n"] > 1:
-                    txt += f" [{fmt_steps(r['lo_steps'])}, {fmt_steps(r['hi_steps'])}]"
+                    txt.append(f" [{fmt_steps(r['lo_steps'])}, {fmt_steps(r['hi_steps'])}]")
                 if r["n_censored"]:
-                    txt += f"{mdf.dagger}{int(r['n_censored'])}/{int(r['n'])}"
+                    txt += [Sym("dagger"), f"{int(r['n_censored'])}/{int(r['n'])}"]
                 row.append(txt)
             nrows.append(row)
-        md.append(md_table(["Task", "Bins", "Level", "ref. NLL"] + [method_label(m, algo) for m in nmethods],
-                           nrows, ["l"] * 3 + ["r"] * (1 + len(nmethods))) + "\n")
+        md.append(to_markdown(Table(["Task", "Bins", "Level", "ref. NLL"] + [method_label(m, algo) for m in nmethods],
+                                    nrows, ["l"] * 3 + ["r"] * (1 + len(nmethods)))) + "\n")
 
     if figures:
         md.append("### Figures\n")
@@ -655,9 +557,9 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
     if load.excluded.empty:
         doc.md.append("None.\n")
     else:
-        doc.md.append(md_table(["Run directory", "Reason"],
-                               [[f"`{md_escape(r.run_dir)}`", md_escape(r.reason)]
-                                for r in load.excluded.itertuples()]) + "\n")
+        doc.md.append(to_markdown(Table(["Run directory", "Reason"],
+                                        [[["`", Text(r.run_dir), "`"], Text(r.reason)]
+                                         for r in load.excluded.itertuples()], ["l", "l"])) + "\n")
         doc.tex.append("% Excluded runs:\n" + "".join(
             f"%   {r.run_dir}: {' '.join(str(r.reason).split())}\n"
             for r in load.excluded.itertuples()))
