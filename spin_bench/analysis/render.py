@@ -4,7 +4,7 @@ LaTeX renderings.
 The report's sections compute :class:`Table` objects; a cell is made of spans that say what
 they are, not how a format spells them: plain strings (numbers, dashes) print as they are,
 :class:`Text` is escaped for the format, :class:`Sym` is a symbol (±, >, †, ‡, ×, ≥, ≤) and
-:class:`Bold`/:class:`Italic` emphasise their spans. :func:`to_markdown` and :func:`to_latex`
+:func:`bold`/:func:`italic` emphasise their spans. :func:`to_markdown` and :func:`to_latex`
 print a table.
 """
 from __future__ import annotations
@@ -113,16 +113,22 @@ class Sym:
 
 
 @dataclasses.dataclass(frozen=True)
-class Bold:
+class Emphasis:
+    """Spans set in ``bold`` or ``italic`` (made by :func:`bold` and :func:`italic`)."""
+
+    style: str
     spans: Tuple
 
 
-@dataclasses.dataclass(frozen=True)
-class Italic:
-    spans: Tuple
+def bold(*spans) -> Emphasis:
+    return Emphasis("bold", spans)
 
 
-Cell = Union[str, Text, Sym, Bold, Italic, list]
+def italic(*spans) -> Emphasis:
+    return Emphasis("italic", spans)
+
+
+Cell = Union[str, Text, Sym, Emphasis, list]
 
 
 @dataclasses.dataclass
@@ -149,10 +155,8 @@ class Renderer:
             return self.fmt.text(c.value)
         if isinstance(c, Sym):
             return getattr(self.fmt, c.name)
-        if isinstance(c, Bold):
-            return self.fmt.bold(self.cell(list(c.spans)))
-        if isinstance(c, Italic):
-            return self.fmt.italic(self.cell(list(c.spans)))
+        if isinstance(c, Emphasis):
+            return getattr(self.fmt, c.style)(self.cell(list(c.spans)))
         return "".join(self.cell(x) for x in c)
 
 

@@ -18,8 +18,8 @@ from spin_bench.analysis.labels import (bins_sort_key, cell_sort_key, level_sort
 from spin_bench.analysis.loading import LoadResult, fold_references, load_runs
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.reference import PAPER, paper_time_to_target
-from spin_bench.analysis.render import (Bold, Cell, Italic, Sym, Table, Text, finite, fmt_num, fmt_steps,
-                                        md_escape, tex_escape, to_latex, to_markdown)
+from spin_bench.analysis.render import (Cell, Sym, Table, Text, bold, finite, fmt_num, fmt_steps,
+                                        italic, md_escape, tex_escape, to_latex, to_markdown)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, AggregateResult, aggregate
 from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
@@ -76,7 +76,7 @@ def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool
                 s = [fmt_num(r['mean'], prec), Sym("pm"), fmt_num(r['std'], prec)]
             else:
                 s = [fmt_num(r["mean"], prec)]
-            s = [Bold(tuple(s))] if r["best"] else s
+            s = [bold(*s)] if r["best"] else s
             if with_ci:
                 s.append(f" [{fmt_num(r['lo'], prec)}, {fmt_num(r['hi'], prec)}]" if r["n"] > 1 else "")
                 s.append(f" n={int(r['n'])}" + (" (one seed: no std/CI)" if r["n"] == 1 else ""))
@@ -86,11 +86,11 @@ def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool
         rows.append(row)
         if sub["paper_source"].astype(bool).any():
             src = sub["paper_source"][sub["paper_source"].astype(bool)].iloc[0]
-            prow = ["", "", "", Italic((Text(f"paper ({src})"),))]
+            prow = ["", "", "", italic(Text(f"paper ({src})"))]
             for m in methods:
                 if m in sub.index and finite(sub.loc[m, "paper_mean"]):
-                    prow.append(Italic((fmt_num(sub.loc[m, 'paper_mean'], prec), Sym("pm"),
-                                        fmt_num(sub.loc[m, 'paper_std'], prec))))
+                    prow.append(italic(fmt_num(sub.loc[m, 'paper_mean'], prec), Sym("pm"),
+                                           fmt_num(sub.loc[m, 'paper_std'], prec)))
                 else:
                     prow.append("")
             rows.append(prow)
@@ -138,14 +138,14 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
                 row.append("–")
                 continue
             s = _ttt_cell(sub.loc[m], with_ci, steps)
-            row.append(Bold(tuple(s)) if best and m in best else s)
+            row.append(bold(*s) if best and m in best else s)
         rows.append(row)
         if paper is not None and not steps:
             p = paper[(paper.task == c[0]) & (paper.bins == c[1]) & (paper.level == c[2])]
             if not p.empty:
                 p = p.set_index("method")
-                prow = ["", "", "", Italic((Text(f"paper ({p['source'].iloc[0]}, A40)"),)), ""]
-                prow += [Italic((fmt_num(p.loc[m, "minutes"], 1),)) if m in p.index else ""
+                prow = ["", "", "", italic(Text(f"paper ({p['source'].iloc[0]}, A40)")), ""]
+                prow += [italic(fmt_num(p.loc[m, "minutes"], 1)) if m in p.index else ""
                          for m in methods]
                 rows.append(prow)
     return rows, firsts
@@ -373,7 +373,7 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
                 else:
                     row += ["–", "–"]
                 if paper_sum:
-                    row.append(Italic((fmt_num(paper_sum[r.method], 1),)) if r.method in paper_sum else "")
+                    row.append(italic(fmt_num(paper_sum[r.method], 1)) if r.method in paper_sum else "")
                 trows.append(row)
             pcol = ["*paper* Σ minutes (A40)"] if paper_sum else []
             totals = Table(["Method", "Σ minutes", "Σ steps", "SPIN speed-up (minutes)", "SPIN speed-up (steps)"]
