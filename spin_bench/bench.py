@@ -7,10 +7,10 @@ its efficiency ratio), and peak memory. Also ASM pre-training steps/s, and the s
 10 evaluation episodes of 1,000 steps, batched vs one episode at a time.
 
 Each configuration runs in its own subprocess with one torch thread (the machine's fastest
-setting for these sizes), so peak RSS is that configuration's own.  The measurements are
-:mod:`spin_bench.perf.measure`, the tables :mod:`spin_bench.perf.render`; this module is the
-command line (flags, configurations, rounds of subprocesses).
+setting for these sizes), so peak RSS is that configuration's own.
 """
+# This module is the command line (flags, configurations, rounds of subprocesses); the
+# measurements are spin_bench.perf.measure, the tables spin_bench.perf.render.
 from __future__ import annotations
 
 import json
