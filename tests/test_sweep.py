@@ -433,8 +433,11 @@ def test_archived_runs_count_as_done_on_a_fresh_machine(tmp_path, local_sweep, i
     names = sorted(os.listdir(archive))
     assert len(names) == 4
     for n in names:
-        assert sorted(os.listdir(archive / n)) == ["config.gin", "metrics.csv", "operative_config.gin",
+        assert sorted(os.listdir(archive / n)) == ["COMPLETE", "config.gin", "metrics.csv", "operative_config.gin",
                                                    "summary.json", "sweep_run.json"]
+    # the report reads the archive as it reads the sweep directory: every run, none excluded
+    from spin_bench.analysis.loading import load_runs
+    assert len(load_runs(str(archive)).runs) == 4
     fresh = tmp_path / "fresh_sweep"
     rc = main([f"--gin_file={SMOKE}", f"--sweep_dir={fresh}", f"--archive_dir={archive}", "--noreport",
                *[f"--gin_bindings={b}" for b in bindings]])
