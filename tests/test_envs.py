@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from dm_control import suite
 
-from spin_bench.envs import (BENCHMARK_TASKS, AtomicActionView, VectorEnv, available_tasks,
+from spin_bench.envs import (BENCHMARK_TASKS, AtomicActionView, EpisodeLoop, VectorEnv, available_tasks,
                              flatten_observation, get_task_spec, make_env, reference_returns)
 
 PARITY_TASKS = ["cheetah-run", "quadruped-walk", "finger-spin", "dog-trot"]
@@ -119,6 +119,43 @@ def test_vector_env_freezes_finished_episodes():
         obs2, rew2, _, _ = venv.step(a)
         np.testing.assert_array_equal(obs, obs2)
         assert (rew2 == 0).all()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_episode_loop_streams_seeded_episodes_through_slots(workers):
+    """The stepping loop: slot i starts episode i of the seed stream, an ended slot starts the
+    next one at once (lower slots first), then idles; every step equals single envs'."""
+    acts = np.random.default_rng(0).integers(0, 3, (2000, 2, 6))
+    ref = {}  # seed -> (observations (1001, obs_dim), rewards (1000,)) of a single env
+    for seed, slot, t0 in ((5, 0, 0), (6, 1, 0), (7, 0, 1000)):
+        env = make_env("cheetah-run")
+        obs = [env.reset(seed=seed)[0]]
+        rews = []
+        for t in range(1000):
+            o, r, *_ = env.step(acts[t0 + t, slot])
+            obs.append(o)
+            rews.append(r)
+        ref[seed] = (np.stack(obs), np.asarray(rews))
+    with VectorEnv("cheetah-run", 3, num_envs=2, num_workers=workers) as venv:
+        with pytest.raises(ValueError, match="2 environments need at least 2 episode seeds, got 1"):
+            EpisodeLoop(venv, [5])
+        loop = EpisodeLoop(venv, iter([5, 6, 7]))
+        calls = iter(acts)
+        steps = list(loop.run(lambda obs: next(calls)))
+    assert len(steps) == 2000 and loop.started == 3 and not loop.active.any()
+    for seed, slot, t0 in ((5, 0, 0), (6, 1, 0), (7, 0, 1000)):
+        obs, rews = ref[seed]
+        mine = steps[t0:t0 + 1000]
+        np.testing.assert_array_equal([s.obs[slot] for s in mine], obs[:-1])
+        np.testing.assert_array_equal([s.next_obs[slot] for s in mine], obs[1:])
+        np.testing.assert_array_equal([s.rewards[slot] for s in mine], rews)  # float64, unrounded
+        assert [int(s.t[slot]) for s in mine] == list(range(1000))
+        assert all(s.stepped[slot] for s in mine) and mine[-1].truncated[slot] and mine[-1].ended[slot]
+        assert not any(s.ended[slot] for s in mine[:-1])
+    assert [list(s.episode) for s in (steps[0], steps[999], steps[1000])] == [[0, 1], [0, 1], [2, -1]]
+    idle = steps[1000:]  # slot 1: the stream is used up, frozen at its last observation
+    assert not any(s.stepped[1] or s.rewards[1] or s.ended[1] for s in idle)
+    np.testing.assert_array_equal(idle[-1].next_obs[1], ref[6][0][-1])
 
 
 def test_errors_for_bad_tasks_bins_actions():

@@ -22,6 +22,7 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import time
 from typing import Dict, List, Optional, Sequence
@@ -99,52 +100,49 @@ class NStepCollector:
 
     def __init__(self, task: str, bins, num_envs: int, n_step: int, gamma: float, seed: int,
                  first_episode: int = 0):
-        self.envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(num_envs)]
+        self.venv = _envs.VectorEnv(task, bins, num_envs)
         self.E, self.n, self.gamma, self.seed = num_envs, n_step, gamma, seed
-        e0 = self.envs[0]
-        self.N, self.obs_dim = e0.num_actions, e0.obs_dim
+        self.N, self.obs_dim = self.venv.num_actions, self.venv.obs_dim
         self.win_obs = np.zeros((n_step, num_envs, self.obs_dim), np.float32)
         self.win_act = np.zeros((n_step, num_envs, self.N), np.uint8)
         self.win_rew = np.zeros((n_step, num_envs), np.float32)
         self.gammas = (gamma ** np.arange(n_step)).astype(np.float32)
-        self.ep_len = np.zeros(num_envs, np.int64)
         self.ep_ret = np.zeros(num_envs, np.float64)
         self.vt = 0
-        self.next_episode = first_episode
+        self.first_episode = first_episode
         self.completed_returns: List[float] = []
-        self.obs = np.stack([self._reset(i) for i in range(num_envs)])
+        self.loop = _envs.EpisodeLoop(self.venv, (episode_seed(seed, k) for k in itertools.count(first_episode)))
 
-    def _reset(self, i: int) -> np.ndarray:
-        s = episode_seed(self.seed, self.next_episode)
-        self.next_episode += 1
-        self.ep_len[i] = 0
-        self.ep_ret[i] = 0.0
-        return self.envs[i].reset(seed=s)[0]
+    @property
+    def obs(self) -> np.ndarray:
+        """(E, obs_dim): what the next actions are chosen from."""
+        return self.loop.obs
+
+    @property
+    def next_episode(self) -> int:
+        """Index (over the whole run) of the next episode to start."""
+        return self.first_episode + self.loop.started
 
     def step(self, actions: np.ndarray, buffer: ReplayBuffer) -> None:
-        n, vt, E = self.n, self.vt, self.E
+        n, vt = self.n, self.vt
         slot = vt % n
         self.win_obs[slot] = self.obs
         self.win_act[slot] = actions
-        next_obs = np.empty_like(self.obs)
-        rew = np.zeros(E, np.float32)
-        term = np.zeros(E, bool)
-        done = np.zeros(E, bool)
-        for i, env in enumerate(self.envs):
-            o, r, te, tr, _ = env.step(actions[i])
-            next_obs[i], rew[i], term[i], done[i] = o, r, te, te or tr
+        step = self.loop.step(actions)
+        next_obs, term = step.next_obs, step.terminated
+        rew = step.rewards.astype(np.float32)
         self.win_rew[slot] = rew
-        self.ep_len += 1
+        ep_len = step.t + 1
         self.ep_ret += rew
-        full = self.ep_len >= n
+        full = ep_len >= n
         if full.any():
             order = (vt - n + 1 + np.arange(n)) % n
             R = (self.gammas[:, None] * self.win_rew[order]).sum(0)
             s0 = order[0]
             buffer.add(self.win_obs[s0, full], self.win_act[s0, full], R[full], next_obs[full],
                        (self.gamma ** n) * (~term[full]).astype(np.float32))
-        for i in np.flatnonzero(done):
-            L = int(self.ep_len[i])
+        for i in np.flatnonzero(step.ended):
+            L = int(ep_len[i])
             starts = range(max(0, L - n + 1), L)  # in-episode start indices still pending
             o_l, a_l, r_l, d_l = [], [], [], []
             for j in starts:
@@ -159,9 +157,11 @@ class NStepCollector:
                 buffer.add(np.stack(o_l), np.stack(a_l), np.asarray(r_l, np.float32),
                            np.repeat(next_obs[i:i + 1], len(o_l), 0), np.asarray(d_l, np.float32))
             self.completed_returns.append(float(self.ep_ret[i]))
-            next_obs[i] = self._reset(i)
-        self.obs = next_obs
+            self.ep_ret[i] = 0.0
         self.vt += 1
+
+    def close(self) -> None:
+        self.venv.close()
 
 
 # ----------------------------------------------------------------------------- training
@@ -365,8 +365,7 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     finally:
         if bar is not None:
             bar.close()
-        for e in collector.envs:
-            e.close()
+        collector.close()
     atomic_write_text(os.path.join(out_dir, OPERATIVE_CONFIG), gin.operative_config_str())
     best = max(metrics, key=lambda r: r["eval_return_mean"]) if metrics else None
     return dict(env_steps=env_steps, updates=updates, best=best,
@@ -375,20 +374,10 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
 
 def evaluate_greedy(net: DecQNNetwork, task: str, bins, num_episodes: int, seed: int) -> np.ndarray:
     """Greedy returns over `num_episodes` episodes stepped in lockstep (one batch)."""
-    envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(num_episodes)]
-    obs = np.stack([e.reset(seed=episode_seed(seed, k))[0] for k, e in enumerate(envs)])
-    active = np.ones(num_episodes, bool)
     rets = np.zeros(num_episodes)
-    while active.any():
-        act = net.greedy(obs)
-        for i in np.flatnonzero(active):
-            o, r, te, tr, _ = envs[i].step(act[i])
-            obs[i] = o
-            rets[i] += r
-            if te or tr:
-                active[i] = False
-    for e in envs:
-        e.close()
+    with _envs.VectorEnv(task, bins, num_episodes) as venv:
+        for step in _envs.EpisodeLoop(venv, [episode_seed(seed, k) for k in range(num_episodes)]).run(net.greedy):
+            rets += step.rewards
     return rets
 
 

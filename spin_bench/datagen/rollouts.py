@@ -58,78 +58,69 @@ def collect_episodes(task: str, bins, policy, episode_ids: Sequence[int], seed: 
     if isinstance(policy, (str, os.PathLike)):
         policy = _SnapshotPolicy(os.fspath(policy))
     episode_ids = list(episode_ids)
-    E = max(1, min(int(num_envs), len(episode_ids)))
-    envs = [_envs.DiscretizedDMCEnv(task, bins) for _ in range(E)]
-    bins_arr = envs[0].bins
-    N, obs_dim = envs[0].num_actions, envs[0].obs_dim
-    T_max = int(round(envs[0].dm_env._step_limit)) if hasattr(envs[0].dm_env, "_step_limit") else 1000
-    stream = _stream_seed(seed, source_id)
-
     results: Dict[int, Dict] = {}
-    queue = list(episode_ids)
-    cur = [None] * E  # per env: dict of the running episode
-    obs = np.zeros((E, obs_dim), np.float32)
-
-    def start(i):
-        k = queue.pop(0)
-        rng = np.random.default_rng([int(seed), int(source_id), int(k)])
-        if policy is None:
-            noise_mask = None
-            rand = rng.integers(0, bins_arr, (T_max, N))
-        else:
-            noise_mask = rng.random((T_max, N)) < epsilon
-            rand = rng.integers(0, bins_arr, (T_max, N))
-        o = envs[i].reset(seed=episode_seed(stream, k))[0]
-        obs[i] = o
-        ep = dict(k=k, t=0, ret=0.0, mask=noise_mask, rand=rand)
-        if store:
-            ep.update(obs=np.zeros((T_max + 1, obs_dim), np.float32),
-                      act=np.zeros((T_max, N), np.uint8 if bins_arr.max() <= 256 else np.int64),
-                      rew=np.zeros(T_max, np.float32))
-            ep["obs"][0] = o
-        cur[i] = ep
-
-    for i in range(E):
-        if queue:
-            start(i)
-    while any(c is not None for c in cur):
-        live = [i for i in range(E) if cur[i] is not None]
-        greedy = policy(obs) if policy is not None else None
-        for i in live:
-            ep = cur[i]
-            t = ep["t"]
-            if greedy is None:
-                a = ep["rand"][t]
-            else:
-                a = np.where(ep["mask"][t], ep["rand"][t], greedy[i])
-            o, r, te, tr, _ = envs[i].step(a)
-            obs[i] = o
-            ep["ret"] += r
-            if store:
-                ep["act"][t] = a
-                ep["rew"][t] = r
-                ep["obs"][t + 1] = o
-            ep["t"] = t + 1
-            if te or tr:
-                L = t + 1
-                res = dict(ret=ep["ret"], len=L, terminal=bool(te))
-                if store:
-                    res.update(obs=ep["obs"][:L + 1].copy(), act=ep["act"][:L].copy(),
-                               rew=ep["rew"][:L].copy())
-                results[ep["k"]] = res
-                cur[i] = None
-                if progress is not None:
-                    progress(L)
-                if queue:
-                    start(i)
-    for e in envs:
-        e.close()
+    if episode_ids:
+        with _envs.VectorEnv(task, bins, max(1, min(int(num_envs), len(episode_ids)))) as venv:
+            _roll(venv, policy, episode_ids, seed, epsilon, source_id, store, progress, results)
     ks = sorted(results)
     out = dict(episode_ids=np.asarray(ks), episode_returns=np.asarray([results[k]["ret"] for k in ks]),
                episode_lengths=np.asarray([results[k]["len"] for k in ks]))
     if store:
         out["episodes"] = [results[k] for k in ks]
     return out
+
+
+def _roll(venv, policy, episode_ids: List[int], seed: int, epsilon: float, source_id: int,
+          store: bool, progress, results: Dict[int, Dict]) -> None:
+    """The collection protocol on the slots of `venv`: the finished episodes into `results`."""
+    E, bins_arr = venv.num_envs, venv.bins
+    N, obs_dim = venv.num_actions, venv.obs_dim
+    T_max = int(round(venv.step_limit)) if venv.step_limit is not None else 1000
+    stream = _stream_seed(seed, source_id)
+    loop = _envs.EpisodeLoop(venv, (episode_seed(stream, k) for k in episode_ids))
+    running: Dict[int, Dict] = {}  # position in episode_ids -> the episode being rolled
+
+    def start(j: int, first_obs: np.ndarray) -> Dict:
+        k = episode_ids[j]
+        rng = np.random.default_rng([int(seed), int(source_id), int(k)])
+        noise_mask = None if policy is None else rng.random((T_max, N)) < epsilon
+        ep = dict(k=k, ret=0.0, mask=noise_mask, rand=rng.integers(0, bins_arr, (T_max, N)))
+        if store:
+            ep.update(obs=np.zeros((T_max + 1, obs_dim), np.float32),
+                      act=np.zeros((T_max, N), np.uint8 if bins_arr.max() <= 256 else np.int64),
+                      rew=np.zeros(T_max, np.float32))
+            ep["obs"][0] = first_obs
+        return ep
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        greedy = policy(obs) if policy is not None else None
+        actions = np.zeros((E, N), np.int64)
+        for i in np.flatnonzero(loop.active):
+            j, t = int(loop.episode[i]), int(loop.t[i])
+            if j not in running:
+                running[j] = start(j, obs[i])
+            ep = running[j]
+            actions[i] = ep["rand"][t] if greedy is None else np.where(ep["mask"][t], ep["rand"][t], greedy[i])
+        return actions
+
+    for step in loop.run(act):
+        for i in np.flatnonzero(step.stepped):
+            ep, t = running[int(step.episode[i])], int(step.t[i])
+            ep["ret"] += float(step.rewards[i])
+            if store:
+                ep["act"][t] = step.actions[i]
+                ep["rew"][t] = step.rewards[i]
+                ep["obs"][t + 1] = step.next_obs[i]
+            if step.ended[i]:
+                L = t + 1
+                res = dict(ret=ep["ret"], len=L, terminal=bool(step.terminated[i]))
+                if store:
+                    res.update(obs=ep["obs"][:L + 1].copy(), act=ep["act"][:L].copy(),
+                               rew=ep["rew"][:L].copy())
+                results[ep["k"]] = res
+                del running[int(step.episode[i])]
+                if progress is not None:
+                    progress(L)
 
 
 _COUNTER = None

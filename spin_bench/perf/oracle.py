@@ -31,7 +31,7 @@ from torch import nn
 
 from spin_bench.algos.base import Batch
 from spin_bench.models.common import mask_value
-from spin_bench.train.evaluation import Policy
+from spin_bench.train.evaluation import Policy, action_function
 
 if TYPE_CHECKING:  # the simulator is imported by whoever makes the env
     from spin_bench.envs import DiscretizedDMCEnv
@@ -127,16 +127,15 @@ def evaluate_sequential(policy: Policy, env: "DiscretizedDMCEnv", seeds: Sequenc
                         device: torch.device, generator: Optional[torch.Generator] = None,
                         max_steps: Optional[int] = None) -> np.ndarray:
     """The straightforward way (one episode at a time, batch-1 inference), kept as the
-    baseline the benchmark compares the batched evaluator against."""
+    baseline the benchmark compares the batched evaluator against; rewards summed as floats."""
+    from spin_bench.envs import EpisodeLoop, VectorEnv
+
+    act = action_function(policy, device, generator)  # called with (1, obs_dim): batch 1
+    single = VectorEnv.from_envs([env])
     returns = []
     for s in seeds:
-        obs, _ = env.reset(seed=s)
-        total, t, done = 0.0, 0, False
-        while not done and (max_steps is None or t < max_steps):
-            a = policy(torch.as_tensor(obs, device=device)[None], generator)[0].cpu().numpy()
-            obs, r, te, tr, _ = env.step(a)
-            total += r
-            done = te or tr
-            t += 1
+        total = 0.0
+        for step in EpisodeLoop(single, [s]).run(act, max_steps):
+            total += float(step.rewards[0])
         returns.append(total)
     return np.asarray(returns)

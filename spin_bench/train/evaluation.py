@@ -28,19 +28,29 @@ def sampling_generator(seed: int, step: int, device: torch.device) -> torch.Gene
     return g
 
 
+def action_function(policy: Policy, device: torch.device, generator: Optional[torch.Generator]
+                    ) -> Callable[[np.ndarray], np.ndarray]:
+    """The policy as the stepping loop calls it: observations (E, obs_dim) -> bin indices (E, N)."""
+    def act(obs: np.ndarray) -> np.ndarray:
+        return policy(torch.as_tensor(obs, device=device), generator).cpu().numpy()
+    return act
+
+
 @torch.no_grad()
 def evaluate_batched(policy: Policy, venv: "VectorEnv", seeds: Sequence[int], device: torch.device,
                      generator: Optional[torch.Generator] = None,
                      max_steps: Optional[int] = None) -> np.ndarray:
-    """Undiscounted return of len(seeds) episodes stepped together: (E,) float64."""
-    obs = venv.reset(seeds)
+    """Undiscounted return of len(seeds) episodes stepped together: (E,) float64.
+
+    The rewards are summed as float32 values (the vector env's reward type), as every
+    evaluation so far."""
+    seeds = list(seeds)
+    if len(seeds) != venv.num_envs:
+        raise ValueError(f"evaluate_batched needs one seed per env ({venv.num_envs}), got {len(seeds)}")
+    loop = envs.EpisodeLoop(venv, seeds)
     returns = np.zeros(venv.num_envs)
-    t = 0
-    while venv.active.any() and (max_steps is None or t < max_steps):
-        actions = policy(torch.as_tensor(obs, device=device), generator).cpu().numpy()
-        obs, rew, _, _ = venv.step(actions)
-        returns += rew
-        t += 1
+    for step in loop.run(action_function(policy, device, generator), max_steps):
+        returns += step.rewards.astype(np.float32)
     return returns
 
 
