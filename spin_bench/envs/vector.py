@@ -225,7 +225,7 @@ class VectorEnv:
             pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Step:
     """One lockstep step of an :class:`EpisodeLoop`, one row per slot (E rows).
 
@@ -283,12 +283,18 @@ class EpisodeLoop:
     def step(self, actions) -> Step:
         """Step every running slot with `actions` (E, N); start the next episodes where one ended."""
         acts = self.venv._validate(actions)
-        stepped = self.active
+        stepped = self.episode >= 0
         next_obs, rew, term, trunc = self.venv._step_valid(acts)
         step = Step(self.obs, acts, rew, next_obs, term, trunc, stepped, self.episode.copy(), self.t.copy())
-        self.t[stepped] += 1
+        self.t += stepped
         self.obs = next_obs.copy()
-        ended = np.flatnonzero(step.ended)
+        ended = term | trunc
+        if ended.any():
+            self._next_episodes(np.flatnonzero(ended))
+        return step
+
+    def _next_episodes(self, ended: np.ndarray) -> None:
+        """Start the stream's next episodes in the slots `ended` (increasing); idle the rest."""
         self.episode[ended] = -1
         starting, seeds = [], []
         for i in ended:
@@ -301,7 +307,6 @@ class EpisodeLoop:
             self.started += 1
         if starting:
             self.obs[starting] = self.venv.reset_at(starting, seeds)
-        return step
 
     def run(self, act: Callable[[np.ndarray], np.ndarray], max_steps: Optional[int] = None) -> Iterator[Step]:
         """Step with ``act(obs)`` -> (E, N) (one call per step, every slot's row) until every
