@@ -70,7 +70,7 @@ def collect_episodes(task: str, bins, policy, episode_ids: Sequence[int], seed: 
     return out
 
 
-def _roll(venv, policy, episode_ids: List[int], seed: int, epsilon: float, source_id: int,
+def _roll(venv: "_envs.VectorEnv", policy, episode_ids: List[int], seed: int, epsilon: float, source_id: int,
           store: bool, progress, results: Dict[int, Dict]) -> None:
     """The collection protocol on the slots of `venv`: the finished episodes into `results`."""
     E, bins_arr = venv.num_envs, venv.bins
