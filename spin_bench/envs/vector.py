@@ -264,14 +264,12 @@ class EpisodeLoop:
         self.venv = venv
         self._seeds = iter(seeds)
         E = venv.num_envs
-        self.episode = np.full(E, -1, np.int64)
-        self.t = np.zeros(E, np.int64)
-        self.started = 0
         first = [next(self._seeds, _END) for _ in range(E)]
         if any(s is _END for s in first):
             raise ValueError(f"{E} environments need at least {E} episode seeds, "
                              f"got {sum(s is not _END for s in first)}")
-        self.episode[:] = np.arange(E)
+        self.episode = np.arange(E, dtype=np.int64)
+        self.t = np.zeros(E, np.int64)
         self.started = E
         self.obs = venv.reset(first)
 
