@@ -104,3 +104,24 @@ def test_behaviour_nll_steps_to_target_by_hand(tmp_path):
     assert t.loc["f_bc", "median_steps"] == 4000
     # without a reference there is nothing to compute
     assert nll_steps_to_target(load_runs(os.path.join(root, "f0"), final_k=2)).empty
+
+
+# The committed CPU-tier report and the runs it covers (results/cpu_tier/README.md has the command).
+COMMITTED_REPORT = ("results/cpu_tier/report", "results/cpu_tier/runs/cheetah-run-random-medium-expert-*")
+
+
+def test_committed_cpu_tier_report_reproduces_from_the_committed_runs(tmp_path):
+    """The report over the committed runs gives the committed tables and figures byte for byte."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    report_dir, runs = COMMITTED_REPORT  # relative to the repository, as scores.csv records them
+    proc = subprocess.run([sys.executable, "-m", "spin_bench.report", f"--results_dir={runs}",
+                           f"--out={tmp_path}", "--quiet"], capture_output=True, text=True, cwd=repo,
+                          env=dict(os.environ, PYTHONPATH=repo), timeout=600)
+    report_dir = os.path.join(repo, report_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in sorted(os.listdir(report_dir)):  # tables and figures
+        with open(os.path.join(report_dir, name), "rb") as a, open(tmp_path / name, "rb") as b:
+            assert a.read() == b.read(), f"{name} differs from the committed {report_dir}/{name}"
