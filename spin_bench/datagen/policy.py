@@ -56,8 +56,11 @@ class DecQNNetwork(nn.Module):
 
     @torch.no_grad()
     def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Batched greedy action: (E, obs_dim) numpy -> (E, N) int64 bin indices."""
-        return self(torch.as_tensor(obs, dtype=torch.float32)).argmax(-1).numpy()
+        """Batched greedy action ``a_i = argmax_b U_i(s, b)``: (E, obs_dim) numpy -> (E, N) int64
+        bin indices, computed in the network's own dtype (float64 for data collection, see
+        ``load_snapshot(exact=True)``)."""
+        dtype = self.mlp[0].weight.dtype
+        return self(torch.as_tensor(obs, dtype=dtype)).argmax(-1).numpy()
 
     def spec(self) -> Dict:
         return dict(obs_dim=self.obs_dim, bins=self.bins, hidden=self.hidden,
@@ -72,13 +75,23 @@ def save_snapshot(net: DecQNNetwork, path: str, **meta) -> None:
     atomic_torch_save(payload, path)
 
 
-def load_snapshot(path: str) -> DecQNNetwork:
-    """Rebuild a DecQNNetwork from a snapshot file (weights only: weights_only=True)."""
+def load_snapshot(path: str, exact: bool = False) -> DecQNNetwork:
+    """Rebuild a DecQNNetwork from a snapshot file (weights only: weights_only=True).
+
+    ``exact``: evaluate in float64. A float32 forward pass rounds differently on different CPU
+    instruction sets (AVX2 / AVX-512 kernels sum in different orders, ~1e-7 relative), which
+    flips an argmax between near-equal utilities a few times in 10^6 decisions; one flipped
+    action changes the rest of the episode, so float32 datasets of 200k transitions differed
+    between machines. In float64 the rounding differences (~1e-16) almost never reach a
+    decision, and the datasets are the same on every machine we checked (docs/data-identity.md).
+    """
     payload = load_torch_file(path, "DecQN snapshot")
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ValueError(f"{path}: not a DecQN snapshot (format {payload.get('format')!r})")
     net = DecQNNetwork(**payload["spec"])
     net.load_state_dict(payload["state_dict"])
+    if exact:
+        net.double()
     net.eval()
     net.meta = payload.get("meta", {})
     return net

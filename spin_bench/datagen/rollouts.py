@@ -5,7 +5,8 @@ several processes, and the conversion of episodes into transition arrays.
 Determinism: episode k of source s (random 0, medium 1, expert 2) under seed S starts from
 ``episode_seed(hash(S, s), k)`` and draws its noise from ``default_rng([S, s, k])``, so an
 episode's content does not depend on how episodes are spread over environments or
-processes; same seed, same machine -> identical arrays.
+processes. The behaviour policies run in float64 (see datagen.policy.load_snapshot), so the
+same seed gives identical arrays on every machine we checked (docs/data-identity.md).
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class _SnapshotPolicy:
     def __init__(self, path: str):
         from spin_bench.datagen.policy import load_snapshot
 
-        self.net = load_snapshot(path)
+        self.net = load_snapshot(path, exact=True)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.net.greedy(obs)
