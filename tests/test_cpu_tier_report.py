@@ -106,19 +106,23 @@ def test_behaviour_nll_steps_to_target_by_hand(tmp_path):
     assert nll_steps_to_target(load_runs(os.path.join(root, "f0"), final_k=2)).empty
 
 
-# The committed CPU-tier report and the runs it covers (results/cpu_tier/README.md has the command).
-COMMITTED_REPORT = ("results/cpu_tier/report", "results/cpu_tier/runs/cheetah-run-random-medium-expert-*")
+# The committed reports and the runs they cover (each results/*/README.md has the command).
+COMMITTED_REPORTS = [
+    ("results/cpu_tier/report", "results/cpu_tier/runs/cheetah-run-random-medium-expert-*", ()),
+    ("results/decqn_cpu/report", "results/decqn_cpu/runs", ("--no_figures",)),
+]
 
 
-def test_committed_cpu_tier_report_reproduces_from_the_committed_runs(tmp_path):
+@pytest.mark.parametrize("report_dir,runs,flags", COMMITTED_REPORTS, ids=lambda v: v if isinstance(v, str) else "")
+def test_committed_reports_reproduce_from_the_committed_runs(tmp_path, report_dir, runs, flags):
     """The report over the committed runs gives the committed tables byte for byte."""
     import subprocess
     import sys
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    report_dir, runs = COMMITTED_REPORT  # relative to the repository, as scores.csv records them
+    # paths relative to the repository, as scores.csv records them
     proc = subprocess.run([sys.executable, "-m", "spin_bench.report", f"--results_dir={runs}",
-                           f"--out={tmp_path}", "--quiet"], capture_output=True, text=True, cwd=repo,
+                           f"--out={tmp_path}", "--quiet", *flags], capture_output=True, text=True, cwd=repo,
                           env=dict(os.environ, PYTHONPATH=repo), timeout=600)
     report_dir = os.path.join(repo, report_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -5,6 +5,7 @@ import shutil
 import gin
 import numpy as np
 import pytest
+import torch
 
 from spin_bench import datagen as dg
 from spin_bench.datagen import decqn  # noqa: F401  (registers train_decqn with gin)
@@ -95,6 +96,21 @@ def test_nstep_returns_and_episode_ends():
     assert col.completed_returns and len(col.completed_returns) == 2
 
 
+def test_collection_evaluates_the_policies_in_float64(policies):
+    """Float32 greedy decisions depend on the CPU's instruction set (docs/data-identity.md)."""
+    from spin_bench.datagen.policy import load_snapshot
+    from spin_bench.datagen.rollouts import _SnapshotPolicy
+
+    pol = _SnapshotPolicy(dg.policy_path(TASK, "medium"))
+    assert all(p.dtype == torch.float64 for p in pol.net.parameters())
+    obs = np.random.default_rng(0).normal(size=(64, pol.net.obs_dim))
+    exact = pol(obs)
+    with torch.no_grad():
+        u = load_snapshot(dg.policy_path(TASK, "medium")).double()(torch.as_tensor(obs))
+    np.testing.assert_array_equal(exact, u.argmax(-1).numpy())
+    assert load_snapshot(dg.policy_path(TASK, "medium")).mlp[0].weight.dtype == torch.float32
+
+
 def test_generation_is_deterministic(policies, tmp_path):
     a = dg.collect_transitions(TASK, 3, "medium", 1500, seed=3, num_envs=2, num_workers=1)
     b = dg.collect_transitions(TASK, 3, "medium", 1500, seed=3, num_envs=2, num_workers=2)
@@ -106,7 +122,7 @@ def test_generation_is_deterministic(policies, tmp_path):
     np.testing.assert_array_equal(a["observations"][1:1000], a["next_observations"][:999])
 
 
-def test_levels_sizes_mixtures_and_files(policies, tmp_path):
+def test_levels_sizes_mixtures_and_files(policies, tmp_path, monkeypatch, capsys):
     from spin_bench.data import load_dataset
 
     data_dir = tmp_path / "store"
@@ -151,6 +167,19 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path):
     finally:
         with open(expert, "wb") as f:
             f.write(original)
+    # ... and a file from the float32 collector (machine-dependent data) is regenerated too
+    from spin_bench.datagen import generate as gen
+
+    assert load_dataset(me).attrs["policies"]["medium"]["precision"] == "float64"
+    monkeypatch.setattr(gen, "POLICY_PRECISION", "float32")
+    stale = dg.generate_dataset(TASK, "medium-expert", num_transitions=4000, seed=1, data_dir=data_dir,
+                                num_workers=1, num_envs=2, progress=False)
+    assert load_dataset(stale).attrs["policies"]["medium"]["precision"] == "float32"
+    monkeypatch.undo()
+    again = dg.ensure_dataset(TASK, "medium-expert", num_transitions=4000, seed=1, data_dir=data_dir,
+                              progress=False)
+    assert again == me and load_dataset(me).attrs["policies"]["expert"]["precision"] == "float64"
+    assert "float32 collector" in capsys.readouterr().out
     assert dg.level_plan("medium-expert") == [("medium", 1_000_000), ("expert", 1_000_000)]
     assert sum(n for _, n in dg.level_plan("random-medium-expert")) == 200_000
 
