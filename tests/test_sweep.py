@@ -371,19 +371,17 @@ def test_local_sweep_isolates_a_killed_run_resumes_it_and_then_skips_everything(
           f"launch 3 (skip + report): {s['t3']:.0f}s")
 
 
-def test_ray_executor_gives_the_same_run_set(tmp_path, local_sweep):
+def test_ray_executor_gives_the_same_run_set(tmp_path, local_sweep, monkeypatch):
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install 'spin_bench[ray]')")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        sweep_dir = str(tmp_path / "sweep")
-        result = run_sweep([SMOKE], sweep_dir, bindings=local_sweep["bindings"], executor="ray", report=False,
-                           log=lambda m: print(m, flush=True))
-    finally:
-        if started:
-            ray.shutdown()
+    assert not ray.is_initialized()
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    sweep_dir = str(tmp_path / "sweep")
+    # the executor starts (and stops) its own local instance, its workers at nice 0
+    result = run_sweep([SMOKE], sweep_dir, bindings=local_sweep["bindings"], executor="ray", workers=2,
+                       report=False, log=lambda m: print(m, flush=True))
+    assert not ray.is_initialized()
     assert result.exit_code == 0 and result.counts["done"] == 4, result
+    assert os.environ["RAY_worker_niceness"] == "0"
     status = _status(sweep_dir)
     assert sorted(status["runs"]) == sorted(local_sweep["status3"]["runs"])
     assert ({n: e["run_id"] for n, e in status["runs"].items()}
@@ -392,6 +390,20 @@ def test_ray_executor_gives_the_same_run_set(tmp_path, local_sweep):
         os.listdir(os.path.join(local_sweep["dir"], RUNS_SUBDIR)))
     assert all(os.path.exists(os.path.join(e["run_dir"], "COMPLETE")) for e in status["runs"].values())
     assert status["executor"] == "ray"
+
+
+def test_ray_workers_of_the_executors_own_instance_run_at_our_niceness(monkeypatch):
+    """Ray's default (nice 15) made runs ~10x slower beside any other process."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install 'spin_bench[ray]')")
+    from spin_bench.sweeps.executors import RayExecutor
+
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    ex = RayExecutor(workers=1)
+    try:
+        assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)
+    finally:
+        ex.shutdown()
+    assert not ray.is_initialized()
 
 
 # ----------------------------------------------------------------------------- cells, references, archive

@@ -20,7 +20,7 @@ source draws every sub-action uniformly. Episodes run to the DM Control time lim
 steps); when a level's quota ends inside an episode the data is cut there and the last
 transition is marked ``timeouts=True``.
 
-Determinism: see :mod:`spin_bench.datagen.rollouts` (same seed, same machine -> identical arrays).
+Determinism: see :mod:`spin_bench.datagen.rollouts` (same seed -> identical arrays; the policies run in float64).
 
 Generated datasets live in the store ``<data_dir>/generated`` (a DatasetStore of its own, so
 they never shadow imported published files that share the id); non-default sizes or seeds
