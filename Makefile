@@ -21,9 +21,13 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(PY) -m spin_bench.demo
 
+# two pytest processes (the 2-core machines this is made on; TEST_WORKERS=0 runs it in one),
+# each test file in one process so module fixtures are built once
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(PY) -m ruff check spin_bench baselines tests
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

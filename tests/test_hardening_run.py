@@ -322,8 +322,11 @@ def test_run_directories_of_earlier_versions_resume_and_are_checked(tmp_path, st
 
 # ----------------------------------------------------------------------------- interruptions
 def _start_and_wait_for_checkpoint(args, run_dir):
+    # SIGINT as from a terminal: a test session started in the background (`make test &`)
+    # hands its children SIGINT ignored, and Python then keeps it ignored
     proc = subprocess.Popen([sys.executable, "-m", "spin_bench.run", *args], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
         if (run_dir / "checkpoint.pt").exists():
