@@ -43,12 +43,10 @@ from spin_bench.data.header import read_header
 from spin_bench.data.schema import dataset_id
 from spin_bench.data.store import DatasetStore
 from spin_bench.datagen.paths import policy_dir, policy_path
-from spin_bench.datagen.rollouts import COLLECT_EPSILON, SOURCES, collect_episodes, collect_transitions, prefix
+from spin_bench.datagen.rollouts import (COLLECT_EPSILON, POLICY_PRECISION, SOURCES, collect_episodes,
+                                         collect_transitions, prefix)
 from spin_bench.envs.registry import GENERATED_REFERENCE_CSV
 
-# The behaviour policies' forward pass during collection (datagen.policy.load_snapshot(exact=True)):
-# recorded per policy in the file; cached files without it came from the float32 collector.
-POLICY_PRECISION = "float64"
 DEFAULT_SIZES = {"medium": 1_000_000, "expert": 1_000_000, "medium-expert": 2_000_000,
                  "random-medium-expert": 200_000}
 REFERENCE_EPISODES = 50
@@ -239,7 +237,8 @@ def missing_policies(task: str, level: str, bins=3) -> List[str]:
 
 def _made_by_shipped_policies(path, task: str, level: str, bins) -> bool:
     """True when the file records the sha256 of every shipped policy it was collected with, and
-    that each was evaluated at POLICY_PRECISION (files from the float32 collector are stale)."""
+    that each was evaluated at rollouts.POLICY_PRECISION (files from the float32 collector,
+    which record none, are stale)."""
     recorded = read_header(path)["attrs"].get("policies") or {}
     for source, _ in level_plan(level, None):
         if source == "random":

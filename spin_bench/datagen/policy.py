@@ -58,7 +58,7 @@ class DecQNNetwork(nn.Module):
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """Batched greedy action ``a_i = argmax_b U_i(s, b)``: (E, obs_dim) numpy -> (E, N) int64
         bin indices, computed in the network's own dtype (float64 for data collection, see
-        ``load_snapshot(exact=True)``)."""
+        ``load_snapshot(precision=...)``)."""
         dtype = self.mlp[0].weight.dtype
         return self(torch.as_tensor(obs, dtype=dtype)).argmax(-1).numpy()
 
@@ -75,10 +75,11 @@ def save_snapshot(net: DecQNNetwork, path: str, **meta) -> None:
     atomic_torch_save(payload, path)
 
 
-def load_snapshot(path: str, exact: bool = False) -> DecQNNetwork:
+def load_snapshot(path: str, precision: str = "float32") -> DecQNNetwork:
     """Rebuild a DecQNNetwork from a snapshot file (weights only: weights_only=True).
 
-    ``exact``: evaluate in float64. A float32 forward pass rounds differently on different CPU
+    ``precision``: the dtype the network evaluates in ("float32" as stored, or "float64",
+    what data collection uses). A float32 forward pass rounds differently on different CPU
     instruction sets (AVX2 / AVX-512 kernels sum in different orders, ~1e-7 relative), which
     flips an argmax between near-equal utilities a few times in 10^6 decisions; one flipped
     action changes the rest of the episode, so float32 datasets of 200k transitions differed
@@ -90,8 +91,7 @@ def load_snapshot(path: str, exact: bool = False) -> DecQNNetwork:
         raise ValueError(f"{path}: not a DecQN snapshot (format {payload.get('format')!r})")
     net = DecQNNetwork(**payload["spec"])
     net.load_state_dict(payload["state_dict"])
-    if exact:
-        net.double()
+    net.to(getattr(torch, precision))
     net.eval()
     net.meta = payload.get("meta", {})
     return net

@@ -21,6 +21,8 @@ from spin_bench import envs as _envs  # the simulator is imported on first use
 from spin_bench.datagen.paths import policy_path
 
 SOURCES = {"random": 0, "medium": 1, "expert": 2}
+# The behaviour policies' forward pass during collection; each generated file records it per policy.
+POLICY_PRECISION = "float64"
 COLLECT_EPSILON = 0.1
 
 
@@ -37,7 +39,7 @@ class _SnapshotPolicy:
     def __init__(self, path: str):
         from spin_bench.datagen.policy import load_snapshot
 
-        self.net = load_snapshot(path, exact=True)
+        self.net = load_snapshot(path, precision=POLICY_PRECISION)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return self.net.greedy(obs)
