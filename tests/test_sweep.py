@@ -15,6 +15,7 @@ import pytest
 
 from spin_bench.sweeps import RUNS_SUBDIR, STATUS_FILE, SweepError, build_jobs, load_sweep, plan_runs, run_sweep
 from spin_bench.sweeps.launch import BUSY
+from spin_bench.sweeps.executors import RAY_NICENESS_ENV
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEPS = os.path.join(REPO, "gin", "sweeps")
@@ -374,14 +375,14 @@ def test_local_sweep_isolates_a_killed_run_resumes_it_and_then_skips_everything(
 def test_ray_executor_gives_the_same_run_set(tmp_path, local_sweep, monkeypatch):
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install 'spin_bench[ray]')")
     assert not ray.is_initialized()
-    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    monkeypatch.delenv(RAY_NICENESS_ENV, raising=False)
     sweep_dir = str(tmp_path / "sweep")
     # the executor starts (and stops) its own local instance, its workers at nice 0
     result = run_sweep([SMOKE], sweep_dir, bindings=local_sweep["bindings"], executor="ray", workers=2,
                        report=False, log=lambda m: print(m, flush=True))
     assert not ray.is_initialized()
     assert result.exit_code == 0 and result.counts["done"] == 4, result
-    assert os.environ["RAY_worker_niceness"] == "0"
+    assert os.environ[RAY_NICENESS_ENV] == "0"
     status = _status(sweep_dir)
     assert sorted(status["runs"]) == sorted(local_sweep["status3"]["runs"])
     assert ({n: e["run_id"] for n, e in status["runs"].items()}
@@ -397,7 +398,7 @@ def test_ray_workers_of_the_executors_own_instance_run_at_our_niceness(monkeypat
     ray = pytest.importorskip("ray", reason="ray is not installed (optional extra: pip install 'spin_bench[ray]')")
     from spin_bench.sweeps.executors import RayExecutor
 
-    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    monkeypatch.delenv(RAY_NICENESS_ENV, raising=False)
     ex = RayExecutor(workers=1)
     try:
         assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)
