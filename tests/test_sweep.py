@@ -56,7 +56,7 @@ def inputs(tmp_path_factory):
 @pytest.mark.parametrize("name,count,algos", [
     ("table1", 320, ["iql"]), ("table2_dog_bins", 60, ["iql"]), ("appendix_awac", 320, ["awac"]),
     ("appendix_bcq", 320, ["bcq"]), ("ablation_pretrain_epochs", 50, ["iql"]), ("cpu", 36, ["iql"]),
-    ("cpu_all_levels", 144, ["iql"]), ("cpu_tier", 45, ["iql"]),
+    ("cpu_all_levels", 144, ["iql"]), ("cpu_tier", 75, ["iql"]),
     ("smoke", 4, ["iql"]), ("cpu_calibration", 4, ["iql"])])
 def test_shipped_sweeps_expand_to_their_grids(tmp_path, name, count, algos):
     sweep = load_sweep([os.path.join(SWEEPS, f"{name}.gin")])
@@ -411,8 +411,9 @@ def test_ray_workers_of_the_executors_own_instance_run_at_our_niceness(monkeypat
 def test_explicit_cells_and_reference_pairs(tmp_path):
     sweep = load_sweep([os.path.join(SWEEPS, "cpu_tier.gin")])
     assert sweep.task_levels == (("cheetah-run", "random-medium-expert"), ("cheetah-run", "medium-expert"),
-                                 ("quadruped-walk", "random-medium-expert"))
-    assert sweep.references == (("f", "bc"),) and sweep.num_runs == 3 * 5 * 3
+                                 ("quadruped-walk", "random-medium-expert"), ("finger-spin", "medium-expert"),
+                                 ("finger-spin", "random-medium-expert"))
+    assert sweep.references == (("f", "bc"),) and sweep.num_runs == 5 * 5 * 3
     runs = plan_runs(sweep, str(tmp_path))
     # cell by cell in the given (priority) order, the reference pair last in each cell
     cells = [(r.task, r.level) for r in runs]
