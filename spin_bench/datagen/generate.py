@@ -179,11 +179,12 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
         if source != "random":
             from spin_bench.datagen.policy import load_snapshot
 
-            meta = load_snapshot(policy_path(task, source, bins)).meta
+            snapshot = policy_path(task, source, bins)
+            meta = load_snapshot(snapshot).meta
             policies[source] = dict(env_steps=meta.get("env_steps"),
                                     protocol_return=meta.get("protocol_return"),
                                     greedy_return=meta.get("greedy_return"),
-                                    sha256=sha256_file(policy_path(task, source, bins)),
+                                    sha256=sha256_file(snapshot),
                                     precision=POLICY_PRECISION)
     if bar is not None:
         bar.close()
