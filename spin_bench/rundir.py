@@ -7,6 +7,7 @@ analysis reads them; all three take the names from here.
         operative_config.gin  the values the run used, defaults included
         run_identity.json     what a --resume must match
         metrics.csv           one row per evaluation
+        asm_pretrain.csv      SPIN: the ASM pre-training curve, one row per log interval
         summary.json          the run's record (status, dataset, versions, final score)
         checkpoint.pt         the last training checkpoint
         COMPLETE              written last, when the run finished
@@ -14,7 +15,7 @@ analysis reads them; all three take the names from here.
 from __future__ import annotations
 
 import os
-from typing import Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -22,9 +23,16 @@ CONFIG = "config.gin"
 OPERATIVE_CONFIG = "operative_config.gin"
 IDENTITY = "run_identity.json"
 METRICS = "metrics.csv"
+ASM_CURVE = "asm_pretrain.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 COMPLETE = "COMPLETE"
+
+# Bindings that say where things are or how fast they run, not what is computed: they do not
+# make two runs different configurations (the data is identified by its data identity).
+NON_RESULT_BINDINGS = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Experiment.dataset_path",
+                       "Experiment.num_threads", "Experiment.eval_workers", "Schedule.log_every",
+                       "pretrain_asm.log_every", "UpdateStep.mode", "UpdateStep.warmup")
 
 
 def default_run_dir(results_dir: str, task: str, bins: Union[int, Sequence[int]], level: str, method: str,
@@ -41,3 +49,25 @@ def final_score(returns: Sequence[float], k: int) -> float:
     if values.size == 0:
         return float("nan")
     return float(np.mean(values[-int(k):]))
+
+
+def config_bindings(config_text: str) -> Dict[str, str]:
+    """``{'Selector.param' or 'MACRO': value}`` of a gin ``config_str`` text (config.gin), read
+    as plain text: nothing in it is parsed by gin, imported or executed. Whitespace in a value
+    (gin wraps long values over several lines) is normalised."""
+    out: Dict[str, str] = {}
+    key: Optional[str] = None
+    for line in config_text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            key = None
+            continue
+        if line[0] in " \t" and key is not None:
+            out[key] += " " + line.strip()
+            continue
+        lhs, sep, rhs = line.partition("=")
+        if not sep:
+            key = None
+            continue
+        key = lhs.strip()
+        out[key] = rhs.strip()
+    return {k: " ".join(v.replace("\\", " ").split()) for k, v in out.items()}

@@ -95,10 +95,29 @@ def reference_method(method: str, algo: str) -> str:
     return f"{str(method).lower()}_{str(algo).lower()}"
 
 
+def variant_method(method: str, variant: str) -> str:
+    """('spin', 'ASM 100 ep') -> 'spin[ASM 100 ep]': the method key of a configuration variant
+    (a run whose bindings differ from its cell's default); no variant -> the method itself."""
+    return f"{method}[{variant}]" if variant else str(method)
+
+
+def split_variant(method: str) -> Tuple[str, str]:
+    """'spin[ASM 100 ep]' -> ('spin', 'ASM 100 ep'); 'f' -> ('f', '')."""
+    method = str(method)
+    if method.endswith("]") and "[" in method:
+        base, _, rest = method.partition("[")
+        return base, rest[:-1]
+    return method, ""
+
+
 def method_label(method: str, algo: str) -> str:
     """('f', 'iql') -> 'F-IQL'; ('spin', 'iql') -> 'SPIN'; ('spin', 'awac') -> 'SPIN-AWAC';
-    a reference run's method key ('f_bc') keeps its own algorithm: 'F-BC' in any group."""
-    method = str(method).lower()
+    a reference run's method key ('f_bc') keeps its own algorithm: 'F-BC' in any group;
+    a variant's key ('spin[ASM 100 ep]') -> 'SPIN [ASM 100 ep]'."""
+    method, variant = split_variant(method)
+    if variant:
+        return f"{method_label(method, algo)} [{variant}]"
+    method = method.lower()
     base, _, own_algo = method.partition("_")
     if own_algo:
         return f"{METHOD_PREFIX.get(base, base.upper())}-{algo_label(own_algo)}"

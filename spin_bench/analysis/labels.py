@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Sequence, Tuple
 
-from spin_bench.vocab import LEVEL_ORDER, METHOD_ORDER
+from spin_bench.vocab import LEVEL_ORDER, METHOD_ORDER, split_variant
 
 BASELINE_METHOD = "f"      # the method whose asymptote defines the time-to-target target
 SPIN_METHOD = "spin"
@@ -27,35 +27,45 @@ METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D", "decqn": "P"}
 METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-", "decqn": ":"}
 
 
-def method_sort_key(method: str) -> Tuple[int, str]:
-    method = str(method).lower()
-    if method in METHOD_ORDER:
-        return (METHOD_ORDER.index(method), method)
-    if "_" in method:  # reference rows last
-        return (len(METHOD_ORDER) + 1, method)
-    return (len(METHOD_ORDER), method)
+def method_sort_key(method: str) -> Tuple[int, str, str]:
+    """Fixed method order; a method's variants ('spin[ASM 100 ep]') right after it, by label."""
+    base, variant = split_variant(method)
+    base = base.lower()
+    if base in METHOD_ORDER:
+        return (METHOD_ORDER.index(base), base, variant)
+    if "_" in base:  # reference rows last
+        return (len(METHOD_ORDER) + 1, base, variant)
+    return (len(METHOD_ORDER), base, variant)
 
 
 def order_methods(methods: Iterable[str]) -> List[str]:
     """Unique methods in the fixed order F, AR, SAINT, SPIN (unknown ones after, sorted;
-    reference rows such as F-BC last)."""
-    return sorted({str(m).lower() for m in methods}, key=method_sort_key)
+    reference rows such as F-BC last; each method's variants after it)."""
+    return sorted({_key(m) for m in methods}, key=method_sort_key)
+
+
+def _key(method: str) -> str:
+    """A method key in canonical case: the method lower-case, a variant label as written."""
+    base, variant = split_variant(method)
+    return base.lower() + (f"[{variant}]" if variant else "")
 
 
 def method_color(method: str) -> str:
-    method = str(method).lower()
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    # Unknown methods: a stable colour from the rest of the palette.
-    return OTHER_COLORS[sum(map(ord, method)) % len(OTHER_COLORS)]
+    base, variant = split_variant(method)
+    base = base.lower()
+    if base in METHOD_COLORS and not variant:
+        return METHOD_COLORS[base]
+    # Unknown methods and variants: a stable colour from the rest of the palette.
+    return OTHER_COLORS[sum(map(ord, _key(method))) % len(OTHER_COLORS)]
 
 
 def method_marker(method: str) -> str:
-    return METHOD_MARKERS.get(str(method).lower(), "v")
+    return METHOD_MARKERS.get(split_variant(method)[0].lower(), "v")
 
 
 def method_linestyle(method: str) -> str:
-    return METHOD_LINESTYLES.get(str(method).lower(), ":")
+    base, variant = split_variant(method)
+    return "--" if variant else METHOD_LINESTYLES.get(base.lower(), ":")
 
 
 def bins_label(bins) -> str:

@@ -14,8 +14,11 @@ Exclusion rules (each excluded run is listed with its reason, never silently mix
    (all runs of that dataset_id are excluded when there is no strict majority); runs that
    recorded only the file sha256 get their identity from the file at hand, or are kept
    and reported as unverifiable (:mod:`spin_bench.analysis.identities`);
-5. duplicates (same scale, algo, task, bins, level, method and seed): the run with the most
-   evaluations is kept (then the most steps, then the first path in sorted order).
+5. duplicates (same scale, algo, task, bins, level, method, configuration and seed): the run
+   with the most evaluations is kept (then the most steps, then the first path in sorted
+   order). Runs of a method whose configurations differ (config.gin: ``pretrain_asm.epochs``,
+   ``IQL.beta``, ...) are not duplicates but variants, rows of their own labelled by what
+   differs (:mod:`spin_bench.analysis.variants`), e.g. ``SPIN [ASM 100 ep]``.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ import pandas as pd
 from spin_bench.analysis.identities import check_identities
 from spin_bench.analysis.labels import bins_label
 from spin_bench.analysis.notes import AnalysisError, Notes
-from spin_bench.rundir import COMPLETE, METRICS, SUMMARY, final_score
-from spin_bench.vocab import REFERENCE_ALGOS, method_label, reference_method
+from spin_bench.analysis.variants import result_config, variant_labels
+from spin_bench.rundir import COMPLETE, CONFIG, METRICS, SUMMARY, config_bindings, final_score
+from spin_bench.vocab import REFERENCE_ALGOS, method_label, reference_method, variant_method
 
 REQUIRED_SUMMARY_KEYS = ("status", "task", "bins", "level", "method", "algo", "scale", "seed",
                          "dataset_sha256")
@@ -243,9 +247,44 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         dataset_path=str(summary.get("dataset_path") or ""),
         device=str(summary.get("device") or ""), run_dir=run_dir,
     )
+    record["config"] = result_config(_read_config(run_dir, notes))
     ev = m.assign(**cfg, seed=seed, run_dir=run_dir)
     ev["train_min"] = ev["train_time_s"] / 60.0
     return record, ev[EVAL_COLUMNS]
+
+
+CONFIG_MAX_BYTES = 1 << 20
+
+
+def _read_config(run_dir: str, notes: Notes) -> Dict[str, str]:
+    """The run's bindings from config.gin, read as text (never parsed by gin); {} when absent
+    or unreadable (the run then has its method's default configuration, with a note)."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.lexists(path):
+        return {}
+    try:
+        if not os.path.isfile(path) or os.path.islink(path) or os.path.getsize(path) > CONFIG_MAX_BYTES:
+            raise ValueError(f"not a regular file of at most {CONFIG_MAX_BYTES} bytes")
+        with open(path, encoding="utf-8") as f:
+            return config_bindings(f.read(CONFIG_MAX_BYTES + 1))
+    except (OSError, ValueError) as e:
+        notes.info("configuration", f"{run_dir}: {CONFIG} unreadable ({e}); its configuration is not compared")
+        return {}
+
+
+def _label_variants(records: List[dict], evals: List[pd.DataFrame], notes: Notes) -> None:
+    """Give runs whose configuration differs from their method's default in their cell a
+    method key and label of their own (``spin[ASM 100 ep]``, 'SPIN [ASM 100 ep]'), in place."""
+    labels, legends = variant_labels([(tuple(r[k] for k in ("scale", "algo", "task", "bins", "level")),
+                                       r["method"], r.pop("config")) for r in records])
+    for rec, ev, variant in zip(records, evals, labels):
+        if variant:
+            rec["method"] = ev["method"] = variant_method(rec["method"], variant)
+            rec["label"] = ev["label"] = method_label(rec["method"], rec["algo"])
+    for ((scale, algo, task, bins, level), method), legend in sorted(legends.items()):
+        for variant, bindings in sorted(legend.items()):
+            notes.info("variants", f"{task}/{level}/{bins} bins ({scale}): "
+                                   f"{method_label(variant_method(method, variant), algo)}: {bindings}")
 
 
 def load_runs(paths_or_globs, final_k: Optional[int] = None) -> LoadResult:
@@ -275,6 +314,7 @@ def load_runs(paths_or_globs, final_k: Optional[int] = None) -> LoadResult:
             continue
         records.append(rec)
         evals.append(ev)
+    _label_variants(records, evals, notes)
     runs = pd.DataFrame(records, columns=RUN_COLUMNS)
 
     # Rule 4: one data identity per dataset_id (the majority's).

@@ -28,8 +28,12 @@ from spin_bench.models.transformer import StateEncoder, TransformerEncoder, tran
 
 __all__ = [
     "ActionStructureModel", "ASMCheckpoint", "mam_corrupt", "masked_action_modelling_loss",
-    "exact_match_rate", "pretrain_asm", "asm_cache_key", "tensors_sha256",
+    "exact_match_rate", "state_only_nll", "asm_probe", "pretrain_asm", "asm_cache_key", "tensors_sha256",
 ]
+
+# log_fn(step, total_steps, record): called with step 0 and record None before the first step,
+# then with each log interval's record (step, mam_loss, masked_accuracy, wall_s, steps_per_s).
+LogFn = Callable[[int, int, Optional[dict]], None]
 
 # Bump when the meaning of a cached checkpoint changes (architecture code, objective, sampling).
 CACHE_FORMAT_VERSION = 1
@@ -132,8 +136,9 @@ def exact_match_rate(asm: ActionStructureModel, obs: torch.Tensor, actions: torc
                      max_sequences: int = 32768) -> dict[str, torch.Tensor]:
     """Leave-one-slot-out probe (eval mode): slot i predicted as argmax p(a_i | s, a_{-i}) with all
     other slots visible. Returns ``exact_match`` (fraction of rows with all N right),
-    ``slot_accuracy`` (N,), ``mean_slot_accuracy``. Rows are processed in chunks so that at most
-    ``max_sequences`` sequences (rows x N copies) go through the encoder at once.
+    ``slot_accuracy`` (N,), ``mean_slot_accuracy``, and the leave-one-out NLL
+    ``nll_loo`` (N,) = mean over rows of -log p(a_i | s, a_{-i}). Rows are processed in chunks
+    so that at most ``max_sequences`` sequences (rows x N copies) go through the encoder at once.
     """
     was_training = asm.training
     asm.eval()
@@ -141,18 +146,64 @@ def exact_match_rate(asm: ActionStructureModel, obs: torch.Tensor, actions: torc
         b, n = actions.shape
         chunk = max(1, max_sequences // n)
         eye = torch.eye(n, dtype=torch.bool, device=actions.device)
-        correct = []
+        correct, nll = [], []
         for start in range(0, b, chunk):  # chunks of rows (memory), not slots
             o, a = obs[start:start + chunk], actions[start:start + chunk]
             rows = a.shape[0]
             tokens = torch.where(eye[:, None, :], asm.bins_tensor, a[None])  # copy j masks slot j: (N, rows, N)
             logits = asm(o.repeat(n, 1), tokens.reshape(n * rows, n)).view(n, rows, n, -1)
-            preds = logits.diagonal(dim1=0, dim2=2).argmax(1)  # (rows, max_bins, N) -> (rows, N)
-            correct.append(preds == a)
+            own = logits.diagonal(dim1=0, dim2=2).transpose(1, 2)  # (rows, N, max_bins): slot i of copy i
+            correct.append(own.argmax(-1) == a)
+            nll.append(-own.log_softmax(-1).gather(-1, a[..., None]).squeeze(-1))
         c = torch.cat(correct).float()
-        return {"exact_match": c.prod(1).mean(), "slot_accuracy": c.mean(0), "mean_slot_accuracy": c.mean()}
+        return {"exact_match": c.prod(1).mean(), "slot_accuracy": c.mean(0), "mean_slot_accuracy": c.mean(),
+                "nll_loo": torch.cat(nll).mean(0)}
     finally:
         asm.train(was_training)
+
+
+@torch.no_grad()
+def state_only_nll(asm: ActionStructureModel, obs: torch.Tensor, actions: torch.Tensor,
+                   chunk: int = 32768) -> torch.Tensor:
+    """(N,) mean over rows of -log p(a_i | s) with every slot masked: what the state alone tells
+    about each sub-action (eval mode)."""
+    was_training = asm.training
+    asm.eval()
+    try:
+        masked = asm.bins_tensor.expand_as(actions)
+        out = []
+        for start in range(0, actions.shape[0], chunk):
+            logits = asm(obs[start:start + chunk], masked[start:start + chunk])
+            out.append(-logits.log_softmax(-1).gather(-1, actions[start:start + chunk, :, None]).squeeze(-1))
+        return torch.cat(out).mean(0)
+    finally:
+        asm.train(was_training)
+
+
+def asm_probe(asm: ActionStructureModel, obs: torch.Tensor, actions: torch.Tensor, seed: int,
+              probe_samples: int = 4096) -> dict[str, Any]:
+    """The pre-trained ASM's probe on ``probe_samples`` rows drawn without replacement (own
+    generator seeded ``seed``, so a cached checkpoint gets the same rows): leave-one-out
+    accuracy and exact joint match (:func:`exact_match_rate`) and the structure measure
+    structure_i = NLL(a_i | s) - NLL(a_i | s, a_{-i}) (nats per slot; state-only NLL with every
+    slot masked, leave-one-out NLL with only slot i masked), per slot and its mean over slots."""
+    t0 = time.perf_counter()
+    gen = torch.Generator(device=obs.device)
+    gen.manual_seed(seed)
+    idx = torch.randperm(obs.shape[0], generator=gen, device=obs.device)[:probe_samples]
+    o, a = obs[idx], actions[idx].long()
+    loo = exact_match_rate(asm, o, a)
+    state = state_only_nll(asm, o, a)
+    structure = state - loo["nll_loo"]
+    return {"exact_match": loo["exact_match"].item(), "mean_slot_accuracy": loo["mean_slot_accuracy"].item(),
+            "slot_accuracy": loo["slot_accuracy"].tolist(),
+            "nll_state": state.tolist(), "nll_loo": loo["nll_loo"].tolist(), "structure": structure.tolist(),
+            "mean_nll_state": state.mean().item(), "mean_nll_loo": loo["nll_loo"].mean().item(),
+            "mean_structure": structure.mean().item(),
+            "probe_samples": int(idx.numel()), "probe_seconds": time.perf_counter() - t0}
+
+
+PROBE_KEYS = ("exact_match", "mean_structure")  # a checkpoint's final_metrics hold the whole probe
 
 
 @dataclasses.dataclass
@@ -238,7 +289,7 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
                  grad_clip: Optional[float] = 1.0, seed: int = 0, device: Optional[torch.device | str] = None,
                  cache_dir: Optional[str | os.PathLike] = None, dataset_sha256: Optional[str] = None,
                  dataset_identity: Optional[str] = None,
-                 log_fn: Optional[Callable[[int, dict[str, float]], None]] = None, log_every: int = 500,
+                 log_fn: Optional[LogFn] = None, log_every: int = 50,
                  probe_samples: int = 4096, mask_prob: float = 0.15, mask_frac: float = 0.8,
                  random_frac: float = 0.1) -> ASMCheckpoint:
     """Pre-train an ``ActionStructureModel`` (gin-configured architecture) by masked action modelling.
@@ -293,6 +344,9 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
                     found.save(path)
                     found.path = path
             if found is not None:
+                if not all(k in found.final_metrics for k in PROBE_KEYS):  # cached before the structure probe
+                    found.final_metrics.update(asm_probe(found.build(device), obs, actions, seed + 2, probe_samples))
+                    found.save(path)
                 return found
             ckpt = _train_asm(model, obs, actions, train_config, seed, device, log_fn, log_every, probe_samples,
                               dataset_sha256=dataset_sha256, dataset_identity=dataset_identity, key=key)
@@ -315,7 +369,7 @@ def _load_cached(path: str) -> Optional[ASMCheckpoint]:
 
 
 def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Tensor, train_config: dict,
-               seed: int, device: torch.device, log_fn: Optional[Callable[[int, dict[str, float]], None]],
+               seed: int, device: torch.device, log_fn: Optional[LogFn],
                log_every: int, probe_samples: int, *, dataset_sha256: Optional[str],
                dataset_identity: Optional[str], key: Optional[str]) -> ASMCheckpoint:
     """The MAM training loop (one host sync per ``log_every`` steps) and the final probe."""
@@ -331,6 +385,8 @@ def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Te
     run_loss = torch.zeros((), device=device)
     run_acc = torch.zeros((), device=device)
     since, last_t = 0, 0.0
+    if log_fn is not None:
+        log_fn(0, steps, None)
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         idx = torch.randint(total_rows, (batch_size,), generator=gen, device=device)
@@ -350,21 +406,15 @@ def _train_asm(model: ActionStructureModel, obs: torch.Tensor, actions: torch.Te
                    "steps_per_s": since / max(now - last_t, 1e-9)}
             history.append(rec)
             if log_fn is not None:
-                log_fn(step, rec)
+                log_fn(step, steps, rec)
             run_loss.zero_(), run_acc.zero_()
             since, last_t = 0, now
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     pretrain_seconds = time.perf_counter() - t0
 
-    t1 = time.perf_counter()
-    probe_idx = torch.randperm(total_rows, generator=gen, device=device)[:probe_samples]
-    probe = exact_match_rate(model, obs[probe_idx], actions[probe_idx])
-    final_metrics = {"exact_match": probe["exact_match"].item(),
-                     "mean_slot_accuracy": probe["mean_slot_accuracy"].item(),
-                     "slot_accuracy": probe["slot_accuracy"].tolist(),
-                     "mam_loss": history[-1]["mam_loss"], "masked_accuracy": history[-1]["masked_accuracy"],
-                     "probe_samples": int(probe_idx.numel()), "probe_seconds": time.perf_counter() - t1}
+    final_metrics = {"mam_loss": history[-1]["mam_loss"], "masked_accuracy": history[-1]["masked_accuracy"],
+                     **asm_probe(model, obs, actions, seed + 2, probe_samples)}
     return ASMCheckpoint(state_dict={k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                          config=model.config, train_config=train_config, history=history,
                          final_metrics=final_metrics, pretrain_seconds=pretrain_seconds, cache_key=key,

@@ -24,13 +24,13 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import gin
 
 from spin_bench import configs
-from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, METRICS, OPERATIVE_CONFIG, SUMMARY
+from spin_bench.rundir import ASM_CURVE, CHECKPOINT, COMPLETE, CONFIG, METRICS, OPERATIVE_CONFIG, SUMMARY
 
 RUNS_SUBDIR = "runs"
 RUN_INFO = "sweep_run.json"  # the run's place in the sweep, written by the sweep runner
 # What an archive keeps of a finished run (never checkpoints or datasets): with its COMPLETE
 # marker, so the report reads the archive as it reads the sweep directory; summary.json last.
-ARCHIVE_FILES = (RUN_INFO, CONFIG, OPERATIVE_CONFIG, METRICS, COMPLETE, SUMMARY)
+ARCHIVE_FILES = (RUN_INFO, CONFIG, OPERATIVE_CONFIG, METRICS, ASM_CURVE, COMPLETE, SUMMARY)
 # Parameters that name where things are, not what is computed: not part of a run's id.
 RUN_ID_EXCLUDED = ("Experiment.data_dir", "Experiment.asm_cache_dir")
 

@@ -197,14 +197,14 @@ def build_algorithm(method: str, algo: str, obs_dim: int, bins: Sequence[int], a
     return ALGORITHMS[algo](build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
 
 
-def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset):
+def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset,
+              run_dir: Optional[str] = None):
     """SPIN's ASM: pre-trained, or loaded from the cache keyed by (dataset identity, config,
-    seed); the file sha256 finds checkpoints cached before identities."""
-    from spin_bench.models.asm import pretrain_asm
+    seed), as a visible stage; with `run_dir` its curve is written there (spin_bench.train.pretraining)."""
+    from spin_bench.train.pretraining import run_stage
 
-    return pretrain_asm(data, bins=bins, seed=seed, device=device,
-                        cache_dir=exp.asm_cache_dir or default_asm_cache_dir(),
-                        dataset_identity=dataset.identity, dataset_sha256=dataset.sha256)
+    return run_stage(data, bins, seed, device, cache_dir=exp.asm_cache_dir or default_asm_cache_dir(),
+                     dataset_identity=dataset.identity, dataset_sha256=dataset.sha256, run_dir=run_dir)
 
 
 def _bins(exp: Experiment, dataset) -> list:
@@ -318,9 +318,11 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                                                                "source": ref.source}})
         asm_ckpt, pretrain_time = None, 0.0
         if exp.method == "spin":
-            asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset)
+            from spin_bench.train.pretraining import summary_record
+
+            asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset, run_dir=run_dir)
             pretrain_time = float(asm_ckpt.pretrain_seconds)
-            summary["asm"] = {k: v for k, v in asm_ckpt.final_metrics.items()}
+            summary["asm"] = summary_record(asm_ckpt)
         torch.manual_seed(seed)  # model init independent of whether pre-training was cached
         algo = build_algorithm(exp.method, exp.algo, obs_dim, bins, asm_ckpt).to(device)
         evaluator = Evaluator(exp.task, bins, schedule.eval_episodes, seed, device,

@@ -16,43 +16,20 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 from spin_bench.atomic import atomic_write_json
-from spin_bench.rundir import CONFIG, IDENTITY, SUMMARY
+from spin_bench.rundir import CONFIG, IDENTITY, NON_RESULT_BINDINGS, SUMMARY, config_bindings as bindings_of
 IDENTITY_FORMAT = 1
 # Bindings a resumed run may change: locations (the data is identified by its sha256), how the
 # update step is executed (UpdateStep.mode: eager or CUDA graph, same numbers),
 # performance knobs and logging; Schedule.num_steps is checked by the runner (a larger one
 # extends the run, a smaller one than the run reached is refused).
-MAY_CHANGE_ON_RESUME = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Experiment.dataset_path",
-                        "Experiment.num_threads", "Experiment.eval_workers", "Schedule.log_every",
-                        "Schedule.num_steps", "UpdateStep.mode", "UpdateStep.warmup")
+MAY_CHANGE_ON_RESUME = NON_RESULT_BINDINGS + ("Schedule.num_steps",)
 
 
 class RunMismatchError(ValueError):
     """--resume of a run directory with a different run (nothing was touched)."""
-
-
-def bindings_of(config_text: str) -> Dict[str, str]:
-    """``{'Selector.param' or 'MACRO': value}`` of a gin ``config_str`` text; whitespace in a
-    value (gin wraps long values over several lines) is normalised."""
-    out: Dict[str, str] = {}
-    key: Optional[str] = None
-    for line in config_text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            key = None
-            continue
-        if line[0] in " \t" and key is not None:
-            out[key] += " " + line.strip()
-            continue
-        lhs, sep, rhs = line.partition("=")
-        if not sep:
-            key = None
-            continue
-        key = lhs.strip()
-        out[key] = rhs.strip()
-    return {k: " ".join(v.replace("\\", " ").split()) for k, v in out.items()}
 
 
 def identity(config_text: str, seed: int, dataset_sha256: Optional[str] = None,
