@@ -8,7 +8,7 @@ the row already) and what does not change results (``rundir.NON_RESULT_BINDINGS`
 Rule: within a (scale, algorithm, task, bins, level, method) group, the *varying* bindings
 are those whose value is not the same in every configuration of the group (an unbound one
 counts as the value ``<unbound>``). The *default* value of a varying binding is its most
-common value over the distinct configurations of the whole cell, every method included (so
+common value over the distinct configurations of every method of the cell (so
 the scale's ``pretrain_asm.epochs = 10``, which every method's configuration carries, is the
 default a SPIN variant with 100 epochs differs from); ties go to ``<unbound>``, then to the
 value of the configuration with the most runs, then to the sorted first. A configuration is
@@ -40,6 +40,12 @@ _LABELS = {
     "D_MODEL": lambda v: f"d_model {_short(v)}",
     "Schedule.num_steps": lambda v: f"{_short(v)} steps",
 }
+
+
+def _label_order(name: str) -> tuple:
+    """The order of a label's parts: the known bindings as listed above, then the rest by name."""
+    order = list(_LABELS)
+    return (order.index(name) if name in order else len(order), name)
 
 
 def binding_label(name: str, value: str) -> str:
@@ -74,9 +80,10 @@ def variant_labels(rows: Sequence[Tuple[tuple, str, Mapping[str, str]]]
     legends: Dict[tuple, Dict[str, str]] = {}
     for cell, idx in cells.items():
         configs = {i: _frozen(rows[i][2]) for i in idx}
-        distinct = sorted(set(configs.values()))
-        runs_per_config = Counter(configs.values())
-        names = sorted({k for c in distinct for k, _ in c})
+        # each method's distinct configurations (two methods with the same bindings count twice)
+        distinct = sorted({(rows[i][1], configs[i]) for i in idx})
+        runs_per_config = Counter((rows[i][1], configs[i]) for i in idx)
+        names = sorted({k for _, c in distinct for k, _ in c})
         by_method: Dict[str, List[int]] = {}
         for i in idx:
             by_method.setdefault(rows[i][1], []).append(i)
@@ -85,7 +92,8 @@ def variant_labels(rows: Sequence[Tuple[tuple, str, Mapping[str, str]]]
             if len(m_configs) < 2:
                 continue
             as_dicts = [dict(c) for c in m_configs]
-            varying = [k for k in names if len({d.get(k, UNBOUND) for d in as_dicts}) > 1]
+            varying = sorted((k for k in names if len({d.get(k, UNBOUND) for d in as_dicts}) > 1),
+                             key=_label_order)
             defaults = {k: _default(k, distinct, runs_per_config) for k in varying}
             legend: Dict[str, str] = {}
             label_of = {}
@@ -100,14 +108,14 @@ def variant_labels(rows: Sequence[Tuple[tuple, str, Mapping[str, str]]]
 
 
 def _default(name: str, distinct: Sequence[tuple], runs_per_config: Counter) -> str:
-    """The most common value of `name` over the cell's distinct configurations (ties: unbound,
-    then the value of the configuration with the most runs, then the sorted first)."""
-    values = Counter(dict(c).get(name, UNBOUND) for c in distinct)
+    """The most common value of `name` over the cell's distinct (method, configuration) pairs
+    (ties: unbound, then the value of the configuration with the most runs, then the sorted first)."""
+    values = Counter(dict(c).get(name, UNBOUND) for _, c in distinct)
     top = max(values.values())
     tied = sorted(v for v, n in values.items() if n == top)
     if len(tied) == 1:
         return tied[0]
     if UNBOUND in tied:
         return UNBOUND
-    runs = {v: max(runs_per_config[c] for c in distinct if dict(c).get(name, UNBOUND) == v) for v in tied}
+    runs = {v: max(runs_per_config[mc] for mc in distinct if dict(mc[1]).get(name, UNBOUND) == v) for v in tied}
     return max(tied, key=lambda v: (runs[v], -tied.index(v)))

@@ -1,0 +1,130 @@
+"""What the SPIN study rests on: ASM pre-training as a recorded stage of a run (curve in
+asm_pretrain.csv and TensorBoard, also from the cache; the structure probe in summary.json),
+and configuration variants as rows of their own in the report."""
+import csv
+import json
+import os
+
+import gin
+import pytest
+import torch
+
+from spin_bench import configs
+from spin_bench.analysis.loading import load_runs
+from spin_bench.analysis.synthetic import write_run_dir
+from spin_bench.analysis.variants import binding_label, variant_labels
+from spin_bench.train.experiment import run_experiment
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE_SPIN = os.path.join(REPO, "gin", "experiments", "smoke", "finger-spin", "medium-expert", "spin_iql.gin")
+
+
+def _run_spin(run_dir, store, seed=0):
+    configs.parse([SMOKE_SPIN], [f"Experiment.data_dir = '{store / 'datasets'}'",
+                                 f"Experiment.asm_cache_dir = '{store / 'asm'}'"])
+    try:
+        return run_experiment(str(run_dir), seed, torch.device("cpu"), config=configs.config_str())
+    finally:
+        gin.clear_config()
+
+
+def _curve(run_dir):
+    with open(os.path.join(run_dir, "asm_pretrain.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = _run_spin(tmp_path / "a", tmp_path / "store")
+    err = capsys.readouterr().err
+    assert "ASM pre-training:" in err and "masked acc" in err and "structure" in err
+    rows = _curve(tmp_path / "a")
+    assert rows and list(rows[0]) == ["step", "mam_loss", "masked_accuracy", "wall_s", "steps_per_s"]
+    assert int(rows[-1]["step"]) == first["asm"]["steps"]
+    asm = first["asm"]
+    assert asm["from_cache"] is False
+    for k in ("nll_state", "nll_loo", "structure"):
+        assert len(asm[k]) == 2, k  # finger-spin: 2 slots
+    assert asm["mean_structure"] == pytest.approx(asm["mean_nll_state"] - asm["mean_nll_loo"], abs=1e-6)
+    acc = EventAccumulator(str(tmp_path / "a"))
+    acc.Reload()
+    assert {"asm/mam_loss", "asm/masked_accuracy", "asm/steps_per_s"} <= set(acc.Tags()["scalars"])
+
+    second = _run_spin(tmp_path / "b", tmp_path / "store")  # same data, config and seed: the cache
+    assert "loaded from the cache" in capsys.readouterr().err
+    assert second["asm"]["from_cache"] is True
+    assert _curve(tmp_path / "b") == rows
+    assert second["asm"]["structure"] == pytest.approx(asm["structure"])
+    assert second["pretrain_time_s"] == pytest.approx(first["pretrain_time_s"])
+
+
+def _config(epochs=10, freeze=None, beta=3.0):
+    lines = ["Experiment.task = 'cheetah-run'", "Experiment.method = 'spin'", f"IQL.beta = {beta}",
+             "Experiment.data_dir = '/somewhere'", f"pretrain_asm.epochs = {epochs}"]
+    if freeze is not None:
+        lines.append(f"make_spin_actor.freeze = {freeze}")
+    return "\n".join(lines) + "\n"
+
+
+def _write(root, name, method, seed, returns, config):
+    d = write_run_dir(str(root / name), method=method, seed=seed, returns=returns)
+    with open(os.path.join(d, "config.gin"), "w") as f:
+        f.write(config)
+    return d
+
+
+def test_variants_are_rows_of_their_own_and_duplicates_still_go(tmp_path):
+    for seed in (0, 1):
+        _write(tmp_path, f"f{seed}", "f", seed, [100, 110, 120], _config())
+        _write(tmp_path, f"spin{seed}", "spin", seed, [50, 60, 70], _config())
+        _write(tmp_path, f"spin_e100_{seed}", "spin", seed, [80, 90, 100], _config(epochs=100))
+        _write(tmp_path, f"spin_ft{seed}", "spin", seed, [60, 70, 80], _config(freeze="()"))
+    # a true duplicate: the same configuration (a location aside) and seed
+    _write(tmp_path, "spin0_again", "spin", 0, [1, 2], _config().replace("/somewhere", "/elsewhere"))
+    res = load_runs(str(tmp_path))
+    labels = sorted(set(res.runs["label"]))
+    assert labels == ["F-IQL", "SPIN", "SPIN [ASM 100 ep]", "SPIN [fine-tuned]"]
+    assert (res.runs.groupby("label").size() == 2).all()
+    assert len(res.excluded) == 1 and "duplicate" in res.excluded["reason"].iloc[0]
+    assert res.excluded["run_dir"].iloc[0].endswith("spin0_again")
+    e100 = res.runs[res.runs.label == "SPIN [ASM 100 ep]"]
+    assert sorted(e100["final_return"]) == [90.0, 90.0]  # mean of the last 5 (all 3) evaluations
+    assert set(res.evals.loc[res.evals.run_dir.isin(e100.run_dir), "label"]) == {"SPIN [ASM 100 ep]"}
+    notes = [m for m in res.messages if "variants" in str(m)]
+    assert any("pretrain_asm.epochs = 100" in str(m) for m in notes), notes
+
+
+def test_report_shows_variant_rows(tmp_path):
+    from spin_bench.report import main
+
+    for seed in (0, 1, 2):
+        _write(tmp_path / "runs", f"f{seed}", "f", seed, [100, 110, 120], _config())
+        _write(tmp_path / "runs", f"spin{seed}", "spin", seed, [50, 60, 70], _config())
+        _write(tmp_path / "runs", f"b{seed}", "spin", seed, [70, 80, 90], _config(beta=10.0))
+    assert main(["--results_dir", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    board = open(tmp_path / "rep" / "leaderboard.md").read()
+    assert "SPIN [IQL.beta=10.0]" in board and "| SPIN |" in board.replace("**", "")
+
+
+def test_variant_default_is_the_cells_common_value():
+    cell = ("cpu", "iql", "t", "3", "l")
+    rows = [(cell, "f", {"pretrain_asm.epochs": "10"}), (cell, "saint", {"pretrain_asm.epochs": "10"}),
+            (cell, "spin", {"pretrain_asm.epochs": "10"}), (cell, "spin", {"pretrain_asm.epochs": "100"}),
+            (cell, "spin", {"pretrain_asm.epochs": "100", "make_spin_actor.freeze": "()"})]
+    labels, legends = variant_labels(rows)
+    assert labels == ["", "", "", "ASM 100 ep", "ASM 100 ep, fine-tuned"]
+    assert set(legends[(cell, "spin")]) == {"", "ASM 100 ep", "ASM 100 ep, fine-tuned"}
+    # one configuration per method: no variants at all, whatever differs between methods
+    assert variant_labels([(cell, "f", {"a": "1"}), (cell, "spin", {"a": "2"})])[0] == ["", ""]
+    assert binding_label("D_MODEL", "128") == "d_model 128"
+    assert binding_label("X.y", "<unbound>") == "X.y unbound"
+
+
+def test_committed_study_sweep_parses_and_plans_the_variants():
+    from spin_bench.sweeps.spec import load_sweep
+
+    sweep = load_sweep([os.path.join(REPO, "gin", "sweeps", "spin_study.gin")])
+    assert [v for v, _ in sweep.variants] == ["e30", "e100", "ft_e10", "ft_e100"]
+    assert sweep.methods == ("spin",) and sweep.seeds == (0, 1, 2)
+    assert json.dumps(sweep.to_dict())
