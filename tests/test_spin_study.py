@@ -128,3 +128,34 @@ def test_committed_study_sweep_parses_and_plans_the_variants():
     assert [v for v, _ in sweep.variants] == ["e30", "e100", "ft_e10", "ft_e100"]
     assert sweep.methods == ("spin",) and sweep.seeds == (0, 1, 2)
     assert json.dumps(sweep.to_dict())
+
+
+def test_report_has_the_pre_training_budget_section_and_figures(tmp_path):
+    from spin_bench.report import main
+
+    root = tmp_path / "runs"
+    for seed in (0, 1, 2):
+        _write(root, f"f{seed}", "f", seed, [100, 110, 120 + seed], _config())
+        _write(root, f"saint{seed}", "saint", seed, [90, 100, 105 + seed], _config())
+        for epochs, freeze, final in ((10, None, 60), (30, None, 80), (100, None, 95), (10, "()", 70)):
+            d = _write(root, f"spin{epochs}{freeze}{seed}", "spin", seed, [final - 20, final - 10, final + seed],
+                       _config(epochs=epochs, freeze=freeze))
+            path = os.path.join(d, "summary.json")
+            doc = json.load(open(path))
+            doc["asm"] = {"masked_accuracy": 0.6 + epochs / 1000, "exact_match": 0.03, "mean_structure": 0.05}
+            json.dump(doc, open(path, "w"))
+    assert main(["--results_dir", str(root), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    board = open(tmp_path / "rep" / "leaderboard.md").read()
+    assert "## SPIN's pre-training budget" in board
+    assert "SPIN [ASM 100 ep]" in board and "SPIN [fine-tuned]" in board
+    import pandas as pd
+
+    budget = pd.read_csv(tmp_path / "rep" / "spin_budget.csv")
+    assert sorted(zip(budget["asm_epochs"], budget["fine_tuned"])) == [(10, False), (10, True), (30, False),
+                                                                       (100, False)]
+    e100 = budget[(budget.asm_epochs == 100)].iloc[0]
+    assert e100["mean"] == pytest.approx(95 - 10 + 1 / 3)  # final = the mean of all 3 evaluations and e100["masked_accuracy"] == pytest.approx(0.7)
+    for name in ("spin_budget.png", "spin_budget.pdf", "asm_probe.png"):
+        assert os.path.getsize(tmp_path / "rep" / name) > 1000, name
+    # without a budget axis (the CPU tier's own runs) the section is not there
+    assert "pre-training budget" not in open(os.path.join(REPO, "results", "cpu_tier", "report", "leaderboard.md")).read()

@@ -55,6 +55,7 @@ RUN_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "see
                "final_k", "num_evals", "num_steps", "total_train_min", "pretrain_min",
                "eval_min", "has_reference", "reference_expert", "reference_random",
                "reference_source", "dataset_id", "dataset_sha256", "dataset_identity", "device",
+               "asm_epochs", "asm_fine_tuned", "asm_masked_accuracy", "asm_exact_match", "asm_structure",
                "run_dir"]
 EXCLUDED_COLUMNS = ["run_dir", "reason"]
 
@@ -247,13 +248,28 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         dataset_path=str(summary.get("dataset_path") or ""),
         device=str(summary.get("device") or ""), run_dir=run_dir,
     )
-    record["config"] = result_config(_read_config(run_dir, notes))
+    bindings = _read_config(run_dir, notes)
+    record.update(_asm_fields(cfg["method"], summary, bindings))
+    record["config"] = result_config(bindings)
     ev = m.assign(**cfg, seed=seed, run_dir=run_dir)
     ev["train_min"] = ev["train_time_s"] / 60.0
     return record, ev[EVAL_COLUMNS]
 
 
 CONFIG_MAX_BYTES = 1 << 20
+FINE_TUNED = ("()", "[]")  # make_spin_actor.freeze: nothing frozen
+
+
+def _asm_fields(method: str, summary: dict, bindings: Dict[str, str]) -> dict:
+    """SPIN's pre-training budget (ASM epochs from config.gin), whether the ASM-initialised
+    encoder was fine-tuned, and the ASM probe from summary.json (NaN where not recorded)."""
+    asm = summary.get("asm") if isinstance(summary.get("asm"), dict) else {}
+    spin = method == "spin"
+    return {"asm_epochs": _num(bindings.get("pretrain_asm.epochs")) if spin else float("nan"),
+            "asm_fine_tuned": spin and bindings.get("make_spin_actor.freeze") in FINE_TUNED,
+            "asm_masked_accuracy": _num(asm.get("masked_accuracy")),
+            "asm_exact_match": _num(asm.get("exact_match")),
+            "asm_structure": _num(asm.get("mean_structure"))}
 
 
 def _read_config(run_dir: str, notes: Notes) -> Dict[str, str]:

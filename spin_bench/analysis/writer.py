@@ -21,6 +21,8 @@ from spin_bench.analysis.reference import PAPER, paper_time_to_target
 from spin_bench.analysis.render import (Cell, Sym, Table, Text, bold, finite, fmt_num, fmt_steps,
                                         italic, md_escape, tex_escape, to_latex, to_markdown)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, AggregateResult, aggregate
+from spin_bench.analysis.study import has_budget_axis
+from spin_bench.analysis.study_report import budget_section
 from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
 from spin_bench.vocab import algo_label, method_label
@@ -553,6 +555,11 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
     for scale, algo in groups:
         _group_sections(doc, scale, algo, table, agg, ttt, load.runs, settings,
                         fig_index.get((scale, algo), {}), nll_table=nll)
+    if has_budget_axis(load.runs):  # SPIN with more than one pre-training budget in a cell
+        md, tex, written = budget_section(load.runs, out_dir, reps, seed, figures)
+        doc.md.extend(md)
+        doc.tex.extend(tex)
+        files.extend(written)
     doc.md.append("## Excluded runs\n")
     if load.excluded.empty:
         doc.md.append("None.\n")
