@@ -19,9 +19,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_SPIN = os.path.join(REPO, "gin", "experiments", "smoke", "finger-spin", "medium-expert", "spin_iql.gin")
 
 
-def _run_spin(run_dir, store, seed=0):
+def _run_spin(run_dir, store, seed=0, extra=()):
     configs.parse([SMOKE_SPIN], [f"Experiment.data_dir = '{store / 'datasets'}'",
-                                 f"Experiment.asm_cache_dir = '{store / 'asm'}'"])
+                                 f"Experiment.asm_cache_dir = '{store / 'asm'}'", *extra])
     try:
         return run_experiment(str(run_dir), seed, torch.device("cpu"), config=configs.config_str())
     finally:
@@ -57,6 +57,13 @@ def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys):
     assert _curve(tmp_path / "b") == rows
     assert second["asm"]["structure"] == pytest.approx(asm["structure"])
     assert second["pretrain_time_s"] == pytest.approx(first["pretrain_time_s"])
+    assert second["machine"]["cpu"] and second["machine"]["logical_cores"] >= 1
+    # another policy seed with Experiment.asm_seed = 0 shares seed 0's ASM; without it, its own
+    third = _run_spin(tmp_path / "c", tmp_path / "store", seed=1, extra=["Experiment.asm_seed = 0"])
+    assert third["asm"]["from_cache"] is True and third["asm"]["seed"] == 0
+    assert third["asm"]["structure"] == pytest.approx(asm["structure"])
+    fourth = _run_spin(tmp_path / "d", tmp_path / "store", seed=1)
+    assert fourth["asm"]["from_cache"] is False and fourth["asm"]["seed"] == 1
 
 
 def _config(epochs=10, freeze=None, beta=3.0):

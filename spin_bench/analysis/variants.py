@@ -37,6 +37,7 @@ _LABELS = {
     "pretrain_asm.epochs": lambda v: f"ASM {_short(v)} ep",
     "pretrain_asm.steps": lambda v: f"ASM {_short(v)} steps",
     "make_spin_actor.freeze": lambda v: "fine-tuned" if v in ("()", "[]") else f"frozen {v}",
+    "Experiment.asm_seed": lambda v: "shared ASM",  # one ASM (this seed) for every policy seed
     "D_MODEL": lambda v: f"d_model {_short(v)}",
     "Schedule.num_steps": lambda v: f"{_short(v)} steps",
 }

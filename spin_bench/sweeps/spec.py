@@ -351,7 +351,8 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
                     name=name, run_id=rid, run_dir=os.path.join(sweep_dir, RUNS_SUBDIR, name), scale=sweep.scale,
                     task=task, level=level, method=method, algo=algo, variant=vname, seed=int(seed), gin_file=rel,
                     bindings=bindings, dataset_key=dataset_key, dataset_path=exp.dataset_path,
-                    asm_key=None if asm_cfg is None else _key({"dataset": dataset, "seed": int(seed), "asm": asm_cfg})))
+                    asm_key=None if asm_cfg is None else _key({"dataset": dataset, "seed": exp.pretrain_seed(int(seed)),
+                                                               "asm": asm_cfg})))
     finally:
         gin.clear_config()
     if no_data:

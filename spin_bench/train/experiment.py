@@ -26,15 +26,18 @@ from spin_bench.vocab import BENCHMARK_TASKS, LEVELS, METHODS
 
 @gin.configurable
 class Experiment:
-    """The cell of a table: task x bins x level x method x algorithm at a scale."""
+    """The cell of a table: task x bins x level x method x algorithm at a scale.
+
+    ``asm_seed``: SPIN's ASM is pre-trained with this seed instead of the run's, so the runs
+    of several policy seeds share one pre-trained ASM (their spread is then the policy's only)."""
 
     def __init__(self, task: str = gin.REQUIRED, level: str = gin.REQUIRED,
                  method: str = gin.REQUIRED, algo: str = gin.REQUIRED, scale: str = gin.REQUIRED,
                  bins: Union[int, Sequence[int]] = 3, num_transitions: Optional[int] = None,
                  dataset_source: str = "generated", dataset_path: Optional[str] = None,
                  data_dir: Optional[str] = None,
-                 asm_cache_dir: Optional[str] = None, num_threads: Optional[int] = 1,
-                 eval_workers: int = 0):
+                 asm_cache_dir: Optional[str] = None, asm_seed: Optional[int] = None,
+                 num_threads: Optional[int] = 1, eval_workers: int = 0):
         if task not in BENCHMARK_TASKS:
             raise ValueError(f"Experiment.task must be one of {sorted(BENCHMARK_TASKS)}, got {task!r}")
         if level not in LEVELS:
@@ -57,6 +60,9 @@ class Experiment:
         for name, value in (("dataset_path", dataset_path), ("data_dir", data_dir), ("asm_cache_dir", asm_cache_dir)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"Experiment.{name} must be a path (a non-empty string) or None, got {value!r}")
+        if asm_seed is not None and (isinstance(asm_seed, bool) or not isinstance(asm_seed, int)
+                                     or not 0 <= asm_seed < 2**63):
+            raise ValueError(f"Experiment.asm_seed must be an integer in [0, 2**63) or None, got {asm_seed!r}")
         if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                         or num_threads < 1):
             raise ValueError(f"Experiment.num_threads must be a positive integer or None, got {num_threads!r}")
@@ -67,6 +73,12 @@ class Experiment:
         self.bins, self.num_transitions = bins, num_transitions
         self.dataset_path, self.data_dir, self.asm_cache_dir = dataset_path, data_dir, asm_cache_dir
         self.num_threads, self.eval_workers = num_threads, eval_workers
+        self.asm_seed = asm_seed
+
+    def pretrain_seed(self, seed: int) -> int:
+        """The seed of SPIN's ASM pre-training: ``asm_seed`` when bound (one ASM serves every
+        policy seed), else the run's own seed."""
+        return seed if self.asm_seed is None else self.asm_seed
 
 
 class RunDirError(ValueError):
@@ -203,7 +215,7 @@ def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, data
     seed), as a visible stage; with `run_dir` its curve is written there (spin_bench.train.pretraining)."""
     from spin_bench.train.pretraining import run_stage
 
-    return run_stage(data, bins, seed, device, cache_dir=exp.asm_cache_dir or default_asm_cache_dir(),
+    return run_stage(data, bins, exp.pretrain_seed(seed), device, cache_dir=exp.asm_cache_dir or default_asm_cache_dir(),
                      dataset_identity=dataset.identity, dataset_sha256=dataset.sha256, run_dir=run_dir)
 
 
@@ -301,7 +313,8 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                "seed": seed, "device": str(device), "num_steps": schedule.num_steps,
                "final_k": schedule.final_k, "versions": provenance.package_versions(),
                "git_commit": provenance.git_commit(),
-               "spin_bench_version": provenance.package_versions()["spin_bench"]}
+               "spin_bench_version": provenance.package_versions()["spin_bench"],
+               "machine": provenance.machine()}
     atomic_write_text(os.path.join(run_dir, CONFIG), config)
     atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
     evaluator = None
@@ -322,7 +335,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
 
             asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset, run_dir=run_dir)
             pretrain_time = float(asm_ckpt.pretrain_seconds)
-            summary["asm"] = summary_record(asm_ckpt)
+            summary["asm"] = {**summary_record(asm_ckpt), "seed": exp.pretrain_seed(seed)}
         torch.manual_seed(seed)  # model init independent of whether pre-training was cached
         algo = build_algorithm(exp.method, exp.algo, obs_dim, bins, asm_ckpt).to(device)
         evaluator = Evaluator(exp.task, bins, schedule.eval_episodes, seed, device,

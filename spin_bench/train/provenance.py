@@ -39,3 +39,20 @@ def git_commit() -> Optional[str]:
         return head.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+def machine() -> Dict[str, object]:
+    """The CPU the run's clocks were measured on (model name, logical cores) and the platform:
+    training minutes are comparable only between runs of one kind of machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    import os
+
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform()}
