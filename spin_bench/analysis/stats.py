@@ -18,7 +18,7 @@ from rliable import metrics as rlm
 from spin_bench.analysis.labels import SPIN_METHOD, cell_name, cell_sort_key, order_methods
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
-from spin_bench.vocab import algo_label, method_label
+from spin_bench.vocab import algo_label, method_label, split_variant
 
 # The order rliable's own examples use.
 AGGREGATE_METRICS: Tuple[str, ...] = ("Median", "IQM", "Mean", "Optimality Gap")
@@ -209,9 +209,9 @@ def aggregate(obj, reps: int = 2000, seed: int = 0, profile_points: int = 61,
         estimates = pd.DataFrame(rows)
 
         poi_rows = []
-        if SPIN_METHOD in methods:
-            pairs = {(SPIN_METHOD, m): (mats[SPIN_METHOD], mats[m]) for m in methods
-                     if m != SPIN_METHOD}
+        spins = [m for m in methods if split_variant(m)[0] == SPIN_METHOD]  # SPIN and its variants
+        if spins:
+            pairs = {(x, m): (mats[x], mats[m]) for x in spins for m in methods if m not in spins}
             if pairs:
                 np.random.seed(seed)
                 _, poi_cis = rly.get_interval_estimates(
