@@ -44,8 +44,8 @@ def main(argv):
     from spin_bench.data.schema import DatasetError
     from spin_bench.rundir import default_run_dir
     from spin_bench.safe_load import UnreadableFileError, UnsafeFileError
-    from spin_bench.train.experiment import (Experiment, RunDirError, check_inputs, prepare, resolve_device,
-                                             run_experiment)
+    from spin_bench.train.experiment import (DataIdentityError, Experiment, RunDirError, check_inputs, prepare,
+                                             resolve_device, run_experiment)
     from spin_bench.train.identity import RunMismatchError
     from spin_bench.train.trainer import Schedule
 
@@ -83,7 +83,8 @@ def main(argv):
         name = str(e) or "SIGINT"
         print(f"spin_bench.run: interrupted ({name}); continue with the same command and --resume", file=sys.stderr)
         return 128 + int(getattr(signal, name, signal.SIGINT))
-    except (UnsafeFileError, UnreadableFileError, RunDirError, RunMismatchError, DatasetError) as e:  # bad input
+    except (UnsafeFileError, UnreadableFileError, RunDirError, RunMismatchError, DatasetError,
+            DataIdentityError) as e:  # bad input
         print(f"spin_bench.run: error: {configs.error_line(e)}", file=sys.stderr)
         return 2
     print(f"{run_dir}: final return {summary['final_return']:.1f} "

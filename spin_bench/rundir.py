@@ -32,7 +32,8 @@ COMPLETE = "COMPLETE"
 # make two runs different configurations (the data is identified by its data identity).
 NON_RESULT_BINDINGS = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Experiment.dataset_path",
                        "Experiment.num_threads", "Experiment.eval_workers", "Schedule.log_every",
-                       "pretrain_asm.log_every", "UpdateStep.mode", "UpdateStep.warmup")
+                       "pretrain_asm.log_every", "UpdateStep.mode", "UpdateStep.warmup",
+                       "Experiment.expected_identities")
 
 
 def default_run_dir(results_dir: str, task: str, bins: Union[int, Sequence[int]], level: str, method: str,

@@ -166,3 +166,30 @@ def test_report_has_the_pre_training_budget_section_and_figures(tmp_path):
         assert os.path.getsize(tmp_path / "rep" / name) > 1000, name
     # without a budget axis (the CPU tier's own runs) the section is not there
     assert "pre-training budget" not in open(os.path.join(REPO, "results", "cpu_tier", "report", "leaderboard.md")).read()
+
+
+def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path):
+    """Experiment.expected_identities: a study keyed on committed runs' data trains nothing on
+    other data (exit 2, no run directory), and runs as usual on the data it names."""
+    import subprocess
+    import sys
+
+    store = tmp_path / "store"
+    base = [f"--gin_file={SMOKE_SPIN}", f"--gin_bindings=Experiment.data_dir = '{store / 'datasets'}'",
+            f"--gin_bindings=Experiment.asm_cache_dir = '{store / 'asm'}'"]
+    ds = "finger-spin-medium-expert-b3-v1"
+    bad = subprocess.run([sys.executable, "-m", "spin_bench.run", *base, f"--run_dir={tmp_path / 'bad'}",
+                          f"--gin_bindings=Experiment.expected_identities = {{'{ds}': 'deadbeef'}}"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    err = [line for line in bad.stderr.splitlines() if "error:" in line]
+    assert len(err) == 1 and "deadbeef" in err[0] and "nothing was trained" in err[0]
+    assert not (tmp_path / "bad").exists()
+    from spin_bench.data import load_dataset
+    from spin_bench.datagen.generate import generated_store
+
+    identity = load_dataset(generated_store(str(store / "datasets"), 4000, 0, "medium-expert").find(ds)).identity
+    good = subprocess.run([sys.executable, "-m", "spin_bench.run", *base, f"--run_dir={tmp_path / 'good'}",
+                           f"--gin_bindings=Experiment.expected_identities = {{'{ds}': '{identity[:8]}'}}"],
+                          capture_output=True, text=True, timeout=600)
+    assert good.returncode == 0, good.stderr[-2000:]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import gin
 import numpy as np
@@ -29,7 +30,10 @@ class Experiment:
     """The cell of a table: task x bins x level x method x algorithm at a scale.
 
     ``asm_seed``: SPIN's ASM is pre-trained with this seed instead of the run's, so the runs
-    of several policy seeds share one pre-trained ASM (their spread is then the policy's only)."""
+    of several policy seeds share one pre-trained ASM (their spread is then the policy's only).
+    ``expected_identities``: {dataset id: data identity (or its first 8+ hex digits)}; a run
+    whose dataset has another identity is refused before training (a study keyed on committed
+    runs' data spends nothing on other data, e.g. where a machine does not regenerate it)."""
 
     def __init__(self, task: str = gin.REQUIRED, level: str = gin.REQUIRED,
                  method: str = gin.REQUIRED, algo: str = gin.REQUIRED, scale: str = gin.REQUIRED,
@@ -37,6 +41,7 @@ class Experiment:
                  dataset_source: str = "generated", dataset_path: Optional[str] = None,
                  data_dir: Optional[str] = None,
                  asm_cache_dir: Optional[str] = None, asm_seed: Optional[int] = None,
+                 expected_identities: Optional[Mapping[str, str]] = None,
                  num_threads: Optional[int] = 1, eval_workers: int = 0):
         if task not in BENCHMARK_TASKS:
             raise ValueError(f"Experiment.task must be one of {sorted(BENCHMARK_TASKS)}, got {task!r}")
@@ -63,6 +68,12 @@ class Experiment:
         if asm_seed is not None and (isinstance(asm_seed, bool) or not isinstance(asm_seed, int)
                                      or not 0 <= asm_seed < 2**63):
             raise ValueError(f"Experiment.asm_seed must be an integer in [0, 2**63) or None, got {asm_seed!r}")
+        if expected_identities is not None and (
+                not isinstance(expected_identities, Mapping)
+                or not all(isinstance(k, str) and isinstance(v, str) and _HEX_PREFIX.fullmatch(v)
+                           for k, v in expected_identities.items())):
+            raise ValueError(f"Experiment.expected_identities must map dataset ids to data identities (8 to 64 hex "
+                             f"digits), got {expected_identities!r}")
         if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
                                         or num_threads < 1):
             raise ValueError(f"Experiment.num_threads must be a positive integer or None, got {num_threads!r}")
@@ -74,11 +85,30 @@ class Experiment:
         self.dataset_path, self.data_dir, self.asm_cache_dir = dataset_path, data_dir, asm_cache_dir
         self.num_threads, self.eval_workers = num_threads, eval_workers
         self.asm_seed = asm_seed
+        self.expected_identities = dict(expected_identities or {})
 
     def pretrain_seed(self, seed: int) -> int:
         """The seed of SPIN's ASM pre-training: ``asm_seed`` when bound (one ASM serves every
         policy seed), else the run's own seed."""
         return seed if self.asm_seed is None else self.asm_seed
+
+
+_HEX_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+
+
+class DataIdentityError(ValueError):
+    """The dataset is not the one ``Experiment.expected_identities`` names (nothing was trained)."""
+
+
+def check_expected_identity(exp: "Experiment", dataset) -> None:
+    """DataIdentityError unless the dataset's identity starts with the one expected for its id."""
+    ds_id = dataset.attrs.get("dataset_id")
+    expected = exp.expected_identities.get(ds_id)
+    if expected is not None and not str(dataset.identity or "").startswith(expected):
+        raise DataIdentityError(
+            f"{dataset.path}: data identity {str(dataset.identity)[:12]}... is not the {expected[:12]}... "
+            f"Experiment.expected_identities names for {ds_id} (this machine did not regenerate that data; "
+            f"nothing was trained; see docs/data-identity.md)")
 
 
 class RunDirError(ValueError):
@@ -241,6 +271,7 @@ def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device
     before runs."""
     check_inputs(exp, schedule)
     dataset = _dataset(exp, seed)
+    check_expected_identity(exp, dataset)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
     if exp.method == "spin":
@@ -297,6 +328,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
     np.random.seed(seed % 2**32)
 
     dataset = _dataset(exp, seed)
+    check_expected_identity(exp, dataset)
     new_identity["dataset_sha256"] = dataset.sha256
     new_identity["dataset_identity"] = dataset.identity
     identity.check(run_dir, old_identity, new_identity)  # the data, still before anything is touched
