@@ -193,3 +193,29 @@ def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path):
                            f"--gin_bindings=Experiment.expected_identities = {{'{ds}': '{identity[:8]}'}}"],
                           capture_output=True, text=True, timeout=600)
     assert good.returncode == 0, good.stderr[-2000:]
+
+
+STUDY_REPORT = os.path.join(REPO, "results", "spin_study", "report")
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(STUDY_REPORT, "scores.csv")), reason="no study report yet")
+def test_committed_study_report_reproduces_from_its_runs(tmp_path):
+    """The study's report over the runs it lists (the study's and the tier's of the same cells)
+    gives the committed tables byte for byte, and every archived study run is in it."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    listed = sorted(set(pd.read_csv(os.path.join(STUDY_REPORT, "scores.csv"))["run_dir"]))
+    runs_root = os.path.join("results", "spin_study", "runs")
+    archived = sorted(os.path.join(runs_root, n) for n in os.listdir(os.path.join(REPO, runs_root)))
+    assert set(archived) <= set(listed), "study runs archived after the report: regenerate it (README command)"
+    args = [f"--results_dir={d}" for d in listed]
+    proc = subprocess.run([sys.executable, "-m", "spin_bench.report", *args, f"--out={tmp_path}", "--quiet"],
+                          capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(os.listdir(STUDY_REPORT)) == sorted(os.listdir(tmp_path))
+    for name in ("leaderboard.md", "leaderboard.tex", "scores.csv", "spin_budget.csv"):
+        with open(os.path.join(STUDY_REPORT, name), "rb") as a, open(tmp_path / name, "rb") as b:
+            assert a.read() == b.read(), f"{name} differs from the committed results/spin_study/report/{name}"
