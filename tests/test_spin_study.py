@@ -219,3 +219,17 @@ def test_committed_study_report_reproduces_from_its_runs(tmp_path):
     for name in ("leaderboard.md", "leaderboard.tex", "scores.csv", "spin_budget.csv"):
         with open(os.path.join(STUDY_REPORT, name), "rb") as a, open(tmp_path / name, "rb") as b:
             assert a.read() == b.read(), f"{name} differs from the committed results/spin_study/report/{name}"
+
+
+def test_minutes_from_different_machines_are_flagged(tmp_path):
+    for seed, cpu in ((0, None), (1, "AMD EPYC")):
+        d = _write(tmp_path, f"f{seed}", "f", seed, [100, 110, 120], _config())
+        if cpu:
+            path = os.path.join(d, "summary.json")
+            doc = json.load(open(path))
+            doc["machine"] = {"cpu": cpu, "logical_cores": 2}
+            json.dump(doc, open(path, "w"))
+    res = load_runs(str(tmp_path))
+    warned = [n.text for n in res.messages.warnings() if n.topic == "machines"]
+    assert len(warned) == 1 and "(not recorded, AMD EPYC)" in warned[0] and "not comparable" in warned[0]
+    assert sorted(res.runs["machine"]) == ["", "AMD EPYC"]

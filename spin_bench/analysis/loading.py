@@ -56,7 +56,7 @@ RUN_COLUMNS = ["scale", "algo", "task", "bins", "level", "method", "label", "see
                "eval_min", "has_reference", "reference_expert", "reference_random",
                "reference_source", "dataset_id", "dataset_sha256", "dataset_identity", "device",
                "asm_epochs", "asm_fine_tuned", "asm_masked_accuracy", "asm_exact_match", "asm_structure",
-               "run_dir"]
+               "machine", "run_dir"]
 EXCLUDED_COLUMNS = ["run_dir", "reason"]
 
 
@@ -246,7 +246,7 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         dataset_id=str(dataset_id), dataset_sha256=str(summary["dataset_sha256"]),
         dataset_identity=str(summary.get("dataset_identity") or ""),
         dataset_path=str(summary.get("dataset_path") or ""),
-        device=str(summary.get("device") or ""), run_dir=run_dir,
+        device=str(summary.get("device") or ""), machine=_machine(summary), run_dir=run_dir,
     )
     bindings = _read_config(run_dir, notes)
     record.update(_asm_fields(cfg["method"], summary, bindings))
@@ -257,6 +257,13 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
 
 
 CONFIG_MAX_BYTES = 1 << 20
+
+
+def _machine(summary: dict) -> str:
+    """The CPU the run's clocks were measured on ('' when its summary.json records none)."""
+    m = summary.get("machine")
+    cpu = m.get("cpu") if isinstance(m, dict) else None
+    return cpu if isinstance(cpu, str) else ""
 FINE_TUNED = ("()", "[]")  # make_spin_actor.freeze: nothing frozen
 
 
@@ -374,6 +381,12 @@ def load_runs(paths_or_globs, final_k: Optional[int] = None) -> LoadResult:
         if len(refs.drop_duplicates()) > 1:
             notes.warn("reference", f"{'/'.join(key)}: runs normalise with different "
                                     f"reference scores")
+        machines = sorted(set(grp["machine"]))
+        if len(machines) > 1:
+            names = ", ".join(m or "not recorded" for m in machines)
+            notes.warn("machines", f"{'/'.join(key)}: runs were timed on different machines ({names}): their "
+                                   f"minutes (training clock, time to target in minutes) are not comparable; "
+                                   f"their steps are")
         if (~grp["has_reference"]).any() and grp["has_reference"].any():
             notes.warn("reference", f"{'/'.join(key)}: some runs have no reference score "
                                     f"(no normalised score)")
