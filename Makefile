@@ -15,7 +15,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel first, so nothing else can pull a multi-GB CUDA build (override TORCH_SPEC for GPUs)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	# setuptools says "Editable installation ... be careful with folders in your working directory
+	# with the same name as your package": it installs this checkout through an import finder
+	# (setup.cfg maps baselines/ and gin/ into the package), and the folder of that name here,
+	# spin_bench/, is the package itself, so the notice does not apply and is silenced.
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: $(STAMP)
