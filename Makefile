@@ -6,7 +6,7 @@ EXTRAS ?= test,ray
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test clean gpu-kit gpu-check
+.PHONY: venv demo test latex clean gpu-kit gpu-check
 
 venv: $(STAMP)
 
@@ -15,7 +15,11 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel first, so nothing else can pull a multi-GB CUDA build (override TORCH_SPEC for GPUs)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	# setuptools says "Editable installation ... be careful with folders in your working directory
+	# with the same name as your package": it installs this checkout through an import finder
+	# (setup.cfg maps baselines/ and gin/ into the package), and the folder of that name here,
+	# spin_bench/, is the package itself, so the notice does not apply and is silenced.
+	PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,9 +29,23 @@ demo: $(STAMP)
 # each test file in one process so module fixtures are built once
 TEST_WORKERS ?= 2
 
-test: $(STAMP)
+test: $(STAMP) latex
 	$(PY) -m ruff check spin_bench baselines tests
-	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
+	SPIN_BENCH_REQUIRE_LATEX=1 $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
+
+# pdflatex and booktabs, for the test that compiles every LaTeX table the report writes
+# (tests/test_report_paper_ready.py): nothing to do when they are there, otherwise the two
+# Debian/Ubuntu packages that hold them (about 100 MB; as root, or through sudo).
+LATEX_PACKAGES ?= texlive-latex-base texlive-latex-recommended
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+latex:
+	@if command -v pdflatex >/dev/null 2>&1 && kpsewhich booktabs.sty >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing pdflatex and booktabs ($(LATEX_PACKAGES))"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends $(LATEX_PACKAGES) >/dev/null; \
+	else echo "make: the LaTeX test needs pdflatex with booktabs.sty; install a TeX distribution" >&2; exit 1; fi
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -4,15 +4,21 @@ with clear errors, and the operative config (gin does not save it for you).
 A gin file given by a relative path (``--gin_file=gin/experiments/cpu/...``) is read from the
 working directory when it exists there and otherwise from the suite's own configuration tree
 (``layout.GIN_DIR``: the installed package's ``spin_bench/gin/``, or a checkout's ``gin/``).
-``include`` lines resolve the same way, so a user's own file can include the suite's fragments
-by the names the suite uses (``include 'gin/scales/cpu.gin'``).
+An ``include`` in one of the suite's own files (the packaged cells and fragments) is read from
+the suite's tree only, never from the working directory, so a stray ``gin/scales/smoke.gin``
+where you happen to run cannot change a packaged cell. An ``include`` in a file of your own
+resolves like ``--gin_file``: the working directory first, then the suite's tree, so your file
+can build on the suite's fragments by the names the suite uses (``include 'gin/scales/cpu.gin'``).
+The suite resolves includes itself (gin only ever sees absolute paths), so gin never searches
+for a file and never logs its "Path not found" errors.
 """
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import re
-from typing import Sequence
+from typing import List, Sequence
 
 import gin
 
@@ -45,17 +51,80 @@ def parse(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = Tr
     raises ConfigError naming it, before any work is done."""
     import_configurables()
     files = [resolve(f) for f in gin_files]
-    for path in (os.getcwd(), CONFIG_ROOT):
-        if path not in getattr(gin.config, "_LOCATION_PREFIXES", ()):  # gin keeps appending duplicates otherwise
-            gin.add_config_file_search_path(path)
     gin.clear_config()
     try:
-        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=False)
+        for f in files:
+            _parse_file(os.path.abspath(f), [])
+        gin.parse_config(list(bindings))
+    except ConfigError:
+        raise
     except (ValueError, SyntaxError, KeyError, ImportError, IOError) as e:
         where = ", ".join(list(gin_files) + [f"--gin_bindings={b!r}" for b in bindings])
         raise ConfigError(f"invalid gin configuration ({where}): {e}") from None
     if finalize:
         gin.finalize()
+
+
+_INCLUDE = re.compile(r"""^\s*include\s+(['"])(?P<name>[^'"]+)\1\s*(#.*)?$""")
+_INCLUDE_WORD = re.compile(r"^\s*include\b")
+_IMPORT = re.compile(r"^\s*(import|from)\s")
+
+
+def is_suite_file(path: str) -> bool:
+    """Whether ``path`` lies in the suite's own configuration tree (``GIN_DIR``)."""
+    root = os.path.realpath(GIN_DIR)
+    return os.path.realpath(path).startswith(root + os.sep)
+
+
+def resolve_include(name: str, including: str) -> str:
+    """The file an ``include '<name>'`` line of ``including`` names: in a suite file, the same
+    relative path under ``CONFIG_ROOT`` only; in any other file, as ``resolve`` finds it."""
+    if os.path.isabs(name):
+        if os.path.isfile(name):
+            return name
+        raise ConfigError(f"{including}: included gin file not found: {name}")
+    if is_suite_file(including):
+        packaged = os.path.join(CONFIG_ROOT, name)
+        if os.path.isfile(packaged):
+            return packaged
+        raise ConfigError(f"{including}: included gin file not found in the suite's tree {CONFIG_ROOT}: {name}")
+    try:
+        return resolve(name)
+    except ConfigError as e:
+        raise ConfigError(f"{including}: included {e}") from None
+
+
+def _parse_file(path: str, chain: List[str]) -> None:
+    """Parse one gin file with gin, its ``include`` lines resolved here (``resolve_include``):
+    the text between includes goes to gin as its own piece, named after the file and with its
+    line numbers (and the file's earlier import lines) kept, so gin's errors point at the file."""
+    if path in chain:
+        raise ConfigError(f"gin include cycle: {' -> '.join(chain + [path])}")
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    segment: List[int] = []
+    imports: List[int] = []
+
+    def flush() -> None:
+        keep = set(segment) | set(imports)
+        if any(lines[i].strip() and not lines[i].lstrip().startswith("#") for i in segment):
+            piece = io.StringIO("\n".join(line if i in keep else "" for i, line in enumerate(lines)))
+            piece.name = path  # gin names the file in its error messages
+            gin.parse_config(piece)
+
+    for i, line in enumerate(lines):
+        m = _INCLUDE.match(line)
+        if m:
+            flush()
+            segment = []
+            _parse_file(os.path.abspath(resolve_include(m.group("name"), path)), chain + [path])
+        elif _INCLUDE_WORD.match(line):
+            raise ConfigError(f"{path}, line {i + 1}: malformed include (expected include 'gin/...gin'): {line.strip()}")
+        else:
+            segment.append(i)
+            if _IMPORT.match(line):
+                imports.append(i)
+    flush()
 
 
 def resolve(gin_file: str) -> str:

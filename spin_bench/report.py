@@ -11,7 +11,8 @@ in the report), and writes into --out:
   *.png, *.pdf      interval estimates, performance profiles, probability of improvement,
                     sample-efficiency curves (vs gradient steps and vs training minutes)
 
-Bad input exits non-zero with a one-line reason.
+Bad input (a missing --results_dir, no usable run in it, a bad flag) exits with status 2 and a
+one-line reason; an unexpected error exits 1.
 """
 from __future__ import annotations
 
@@ -75,9 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                               target_fraction=args.target_fraction,
                               smoothing_window=args.smoothing_window, reps=args.reps,
                               figures=not args.no_figures)
-    except AnalysisError as e:
+    except AnalysisError as e:  # nothing to report in the input: bad input
         sys.stderr.write(f"{PROG}: error: {e}\n")
-        return 1
+        return 2
     except Exception as e:  # noqa: BLE001 - one line for users, the traceback with --debug
         if args.debug:
             raise

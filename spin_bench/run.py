@@ -73,7 +73,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if FLAGS.prepare_only:
-            print(prepare(exp, schedule, FLAGS.seed, device))
+            print(prepared_text(prepare(exp, schedule, FLAGS.seed, device)))
             return 0
         run_dir = FLAGS.run_dir or default_run_dir(FLAGS.results_dir, exp.task, exp.bins, exp.level, exp.method,
                                                    exp.algo, exp.scale, FLAGS.seed)
@@ -87,9 +87,24 @@ def main(argv):
             DataIdentityError) as e:  # bad input
         print(f"spin_bench.run: error: {configs.error_line(e)}", file=sys.stderr)
         return 2
-    print(f"{run_dir}: final return {summary['final_return']:.1f} "
-          f"(normalised {summary.get('final_normalized_score')}) after {summary['num_steps']} steps")
+    print(final_text(run_dir, summary))
     return 0
+
+
+def final_text(run_dir: str, summary: dict) -> str:
+    """The run's last line: final return (and normalised score, rounded) after its steps."""
+    norm = summary.get("final_normalized_score")
+    return (f"{run_dir}: final return {summary['final_return']:.1f}"
+            + ("" if norm is None else f" (normalised {norm:.3f})") + f" after {summary['num_steps']} steps")
+
+
+def prepared_text(prepared: dict) -> str:
+    """What --prepare_only made, one line each: the dataset and its identity, SPIN's cached ASM."""
+    lines = [f"dataset: {prepared['dataset_path']}",
+             f"  sha256 {prepared['dataset_sha256']}, data identity {prepared['dataset_identity']}"]
+    if "asm_pretrain_time_s" in prepared:
+        lines.append(f"ASM pre-training: cached ({prepared['asm_pretrain_time_s'] / 60:.1f} min when it was made)")
+    return "\n".join(lines)
 
 
 def _parse_flags(argv):

@@ -137,10 +137,10 @@ def test_cli_bad_input_one_line(tmp_path, capsys):
     # A real process: exit status, one line, no traceback.
     p = subprocess.run([sys.executable, "-m", "spin_bench.report", f"--results_dir={empty}",
                         f"--out={tmp_path / 'o'}"], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1
+    assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and str(empty) in p.stderr and "Traceback" not in p.stderr
     for argv, code, needle in (
-            ([f"--results_dir={tmp_path / 'nope'}", f"--out={tmp_path / 'o'}"], 1, "nope"),
+            ([f"--results_dir={tmp_path / 'nope'}", f"--out={tmp_path / 'o'}"], 2, "nope"),
             ([f"--results_dir={empty}", f"--out={tmp_path / 'o'}", "--final_k=0"], 2, "final_k"),
             ([f"--out={tmp_path / 'o'}"], 2, "results_dir")):
         try:
@@ -156,4 +156,4 @@ def test_cli_bad_input_one_line(tmp_path, capsys):
 def test_all_runs_excluded_is_an_error(tmp_path):
     write_run_dir(str(tmp_path / "r"), seed=0, returns=[1.0], status="running")
     rc = report_cli.main([f"--results_dir={tmp_path}", f"--out={tmp_path / 'o'}", "--quiet"])
-    assert rc == 1
+    assert rc == 2

@@ -3,6 +3,7 @@ directory outside the checkout (the README's first run and the report on it). Th
 dependencies come from this environment; spin_bench itself must come from the installed copy."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,12 @@ SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "spin_bench", "baselines"
 # where the checkout's folders land in the wheel (setup.cfg's package_dir)
 INSTALLED_AS = {"spin_bench": "spin_bench", "baselines": "spin_bench/baselines", "gin": "spin_bench/gin"}
 POLICY_TASKS = ("cheetah-run", "finger-spin", "quadruped-walk")
+# an error-level log line: absl/glog's "E1203 13:45:18.123 ...", logging's "ERROR:..." or "prog: ERROR: ..."
+ERROR_LINE = re.compile(r"^(E\d{4} \d\d:\d\d|ERROR\b|\S+: ERROR: )")
+
+
+def _error_lines(*texts: str) -> list:
+    return [line for t in texts for line in t.splitlines() if ERROR_LINE.match(line)]
 
 
 def _checkout_files(folder: str, suffix: str) -> set:
@@ -113,6 +120,10 @@ def test_installed_copy_runs_the_readme_smoke_cell_and_the_report_from_anywhere(
 
     run = py("-m", "spin_bench.run", f"--gin_file={SMOKE_CELL}", "--seed=0")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    # a clean first run is quiet: no error-level line (gin used to log "Path not found" for
+    # every include it first looked for in the working directory)
+    assert _error_lines(where.stderr, run.stderr) == [], _error_lines(where.stderr, run.stderr)[:5]
+    assert "evaluation: return" in run.stderr and "(normalised " in run.stdout
     (run_dir,) = [d for d, _, files in os.walk(user / "runs") if "COMPLETE" in files]
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
@@ -121,10 +132,23 @@ def test_installed_copy_runs_the_readme_smoke_cell_and_the_report_from_anywhere(
 
     report = py("-m", "spin_bench.report", "--results_dir=runs", "--out=report", "--reps=50", "--quiet")
     assert report.returncode == 0, report.stderr[-3000:]
+    assert _error_lines(report.stderr) == []
     with open(user / "report" / "scores.csv") as f:
         assert len(f.read().strip().splitlines()) == 2  # header + the one run
     assert (user / "report" / "leaderboard.md").exists()
     assert any(p.endswith(".png") for p in os.listdir(user / "report"))
+
+    # the README's sweep listing and the data commands, from here too
+    dry = py("-m", "spin_bench.sweep", "--gin_file=gin/sweeps/cpu_tier.gin", "--sweep_dir=sweeps/cpu_tier",
+             "--dry_run")
+    assert dry.returncode == 0 and "75" in dry.stdout, dry.stdout[-2000:] + dry.stderr[-2000:]
+    listing = py("-m", "spin_bench.data", "list")
+    assert listing.returncode == 0 and "cheetah-run-medium-expert-b3-v1" in listing.stdout, listing.stderr
+    inspect = py("-m", "spin_bench.data", "inspect", "cheetah-run-medium-expert-b3-v1")
+    assert inspect.returncode == 0 and "normalised   min" in inspect.stdout, inspect.stderr[-2000:]
+    assert _error_lines(dry.stderr, listing.stderr, inspect.stderr) == []
+    missing = py("-m", "spin_bench.report", "--results_dir=nowhere", "--out=r2")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
 
     # the installed tree is checked, never written
     assert py("-m", "spin_bench.gin_experiments", "--check").returncode == 0

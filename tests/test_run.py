@@ -3,6 +3,7 @@ SPIN's frozen ASM, resume after kill -9, and clear errors for bad configuration.
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +137,36 @@ def test_cli_config_errors_before_any_work(tmp_path, args, needle):
     assert needle in res.stderr
     assert "Traceback" not in res.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_progress_lines_show_the_evaluation_at_their_step_and_the_summaries_are_readable(tmp_path, store):
+    """Not on a TTY: a line per log step and per evaluation; an evaluation's line carries that
+    evaluation's return and normalised score (metrics.csv's row), a log line names the step of the
+    last evaluation it shows; the last line rounds; --prepare_only prints a summary, not a dict;
+    nothing is logged at error level."""
+    cell = f"--gin_file=gin/experiments/smoke/{TASK}/medium-expert/f_iql.gin"
+    flags = [cell, "--device=cpu", *[f"--gin_bindings={b}" for b in _bindings(store, ["Schedule.log_every = 10"])]]
+    prep = _cli(flags + ["--prepare_only"])
+    assert prep.returncode == 0, prep.stderr[-2000:]
+    assert "\ndataset: " in "\n" + prep.stdout and "{" not in prep.stdout and "  sha256 " in prep.stdout
+    run_dir = tmp_path / "run"
+    res = _cli(flags + [f"--run_dir={run_dir}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [line for line in res.stderr.splitlines() if line.startswith("step ")]
+    rows = _metrics(run_dir)
+    assert [int(r["step"]) for r in rows] == [20, 40, 60]
+    evals = [line for line in lines if "evaluation:" in line]
+    assert len(evals) == 3 and len(lines) == 6
+    for line, r in zip(evals, rows):
+        assert line.startswith(f"step {r['step']} ")
+        assert line.endswith(f"return {float(r['return_mean']):.1f}, normalised {float(r['normalized_score']):.3f}")
+    assert lines[0].startswith("step 10 ") and "return" not in lines[0]
+    assert lines[2].startswith("step 30 ") and f"(last evaluation step 20: return {float(rows[0]['return_mean']):.1f}" in lines[2]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert res.stdout.strip().endswith(f"final return {summary['final_return']:.1f} "
+                                       f"(normalised {summary['final_normalized_score']:.3f}) after 60 steps")
+    errors = [line for line in (prep.stderr + res.stderr).splitlines() if re.match(r"E\d{4} ", line)]
+    assert errors == []
 
 
 def test_kill_and_resume_gives_the_same_metrics(tmp_path, store):

@@ -22,7 +22,9 @@ METHOD_COLORS = {
     "spin": "#D55E00",   # vermillion
     "decqn": "#CC79A7",  # reddish purple
 }
-OTHER_COLORS = ("#56B4E9", "#F0E442", "#000000")
+# Other methods (F-BC among them): the rest of the palette and a neutral grey; not its yellow,
+# #F0E442, which nearly vanishes on white (a test keeps every colour at 2:1 contrast or more).
+OTHER_COLORS = ("#56B4E9", "#777777", "#000000")
 METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D", "decqn": "P"}
 METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-", "decqn": ":"}
 

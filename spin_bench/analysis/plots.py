@@ -10,6 +10,7 @@ method. Sizes are in inches at the size they are printed (a 7-inch full-width fi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import List, Optional, Sequence
 
@@ -118,6 +119,14 @@ def plot_performance_profile(agg: GroupAggregate, path_stem: str) -> List[str]:
 
 def plot_probability_of_improvement(agg: GroupAggregate, path_stem: str) -> Optional[List[str]]:
     """P(SPIN > baseline) with 95% CIs; 0.5 marks no difference."""
+    fig = probability_of_improvement_figure(agg)
+    return None if fig is None else save_figure(fig, path_stem)
+
+
+def probability_of_improvement_figure(agg: GroupAggregate) -> Optional[Figure]:
+    """The figure of plot_probability_of_improvement: per baseline the CI as a bar, the point as a
+    marker and the numbers beside it, so a CI of [0, 0] (no run of SPIN beats any baseline run)
+    still shows; None without comparisons."""
     poi = agg.improvement
     if poi.empty:
         return None
@@ -129,16 +138,20 @@ def plot_probability_of_improvement(agg: GroupAggregate, path_stem: str) -> Opti
             ax.barh(y, r.hi - r.lo, left=r.lo, height=0.55, color=method_color(r.method_y),
                     alpha=0.75)
             ax.vlines(r.point, y - 0.28, y + 0.28, color="black", linewidth=1.4)
+            ax.plot([r.point], [y], marker="o", markersize=4.5, markerfacecolor="white",
+                    markeredgecolor="black", markeredgewidth=0.8, linestyle="none", clip_on=False)
+            ax.text(1.06, y, f"{r.point:.2f} [{r.lo:.2f}, {r.hi:.2f}]", va="center", ha="left",
+                    fontsize=7, transform=ax.get_yaxis_transform())
         ax.axvline(0.5, color="0.3", linestyle="--", linewidth=0.9)
         ax.set_yticks(range(len(poi)))
         ax.set_yticklabels([f"P({r.label_x} > {r.label_y})" for r in poi.itertuples()][::-1])
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(-0.04, 1.04)  # a point or CI at 0 or 1 stays inside the axes
         ax.set_ylim(-0.6, len(poi) - 0.4)
         ax.set_xlabel("Probability of improvement")
         ax.grid(axis="x")
-    return save_figure(fig, path_stem)
+    return fig
 
 
 def _interp_on_grid(xs: List[np.ndarray], ys: List[np.ndarray], grid: np.ndarray) -> np.ndarray:
@@ -171,12 +184,47 @@ def mean_and_ci(mat: np.ndarray, reps: int = 1000, seed: int = 0, size: float = 
     return mean, lo, hi
 
 
+def grid_shape(n: int, max_cols: int = 4) -> tuple:
+    """(rows, columns) for n panels: one row up to max_cols, else the column count (3 or more)
+    that leaves the fewest empty slots, then the fewest rows."""
+    if n <= max_cols:
+        return 1, max(n, 1)
+    best = min(range(3, max_cols + 1), key=lambda c: (-n % c, math.ceil(n / c)))
+    return math.ceil(n / best), best
+
+
+def common_range(xs: Sequence[np.ndarray]) -> Optional[tuple]:
+    """(start, end) of the x range every run covers, or None when the runs' ranges do not
+    overlap (e.g. training clocks of seeds whose ASM pre-training took very different times)."""
+    x0, x1 = max(float(v[0]) for v in xs), min(float(v[-1]) for v in xs)
+    return (x0, x1) if x1 > x0 else None
+
+
+@dataclasses.dataclass
+class SampleEfficiency:
+    """A sample-efficiency figure and the (cell, method) pairs drawn one line per seed."""
+
+    figure: Figure
+    per_seed: List[tuple]
+
+
 def plot_sample_efficiency(evals: pd.DataFrame, runs: pd.DataFrame, scale: str, algo: str,
                            path_stem: str, x: str = "step", targets: Optional[pd.DataFrame] = None,
                            reps: int = 1000, seed: int = 0, ncols: int = 4) -> Optional[List[str]]:
-    """Return vs gradient steps (x='step') or training minutes (x='train_min'), one panel per
-    cell: mean over seeds with a 95% bootstrap band; normalised where the cell has reference
-    scores, raw otherwise; the dashed line is the time-to-target target."""
+    """Normalised score (raw return where a cell has no reference scores) vs gradient steps
+    (x='step') or training minutes (x='train_min'), one panel per cell (sample_efficiency_figure)."""
+    se = sample_efficiency_figure(evals, runs, scale, algo, x, targets, reps, seed, ncols)
+    return None if se is None else save_figure(se.figure, path_stem)
+
+
+def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str, algo: str,
+                             x: str = "step", targets: Optional[pd.DataFrame] = None,
+                             reps: int = 1000, seed: int = 0, ncols: int = 4) -> Optional[SampleEfficiency]:
+    """One panel per cell: the mean over seeds with a 95% bootstrap band, on the x range every
+    seed covers; where the seeds' ranges do not overlap (training clocks), one thin line per
+    seed instead, and the pair is listed in ``per_seed``. Normalised score where the cell has
+    reference scores, raw return otherwise; the dashed line is the time-to-target target. A grid
+    slot without a cell holds the legend, so no panel is left empty."""
     g_runs = runs[(runs.scale == scale) & (runs.algo == algo)]
     if g_runs.empty:
         return None
@@ -186,9 +234,9 @@ def plot_sample_efficiency(evals: pd.DataFrame, runs: pd.DataFrame, scale: str, 
     cells = sorted({(r.task, r.bins, r.level) for r in g_runs.itertuples()}, key=cell_sort_key)
     show_bins = len({c[1] for c in cells}) > 1
     n = len(cells)
-    ncols = min(ncols, n)
-    nrows = math.ceil(n / ncols)
+    nrows, ncols = grid_shape(n, ncols)
     width = FULL_WIDTH if ncols > 1 else COLUMN_WIDTH
+    per_seed: List[tuple] = []
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(width, 0.6 + 1.55 * nrows), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -209,18 +257,24 @@ def plot_sample_efficiency(evals: pd.DataFrame, runs: pd.DataFrame, scale: str, 
                     e = by_run[d]
                     xs.append(e[x].to_numpy(float))
                     ys.append(e[ycol].to_numpy(float))
-                # Only where every seed has data: a mean over a changing set of seeds jumps.
-                x0, x1 = max(v[0] for v in xs), min(v[-1] for v in xs)
+                col = method_color(m)
+                # The mean only where every seed has data (a mean over a changing set of seeds
+                # jumps); seeds with no common range are drawn one by one.
+                span = common_range(xs)
+                if span is None:
+                    per_seed.append((c, m))
+                    for xv, yv in zip(xs, ys):
+                        ax.plot(xv, yv, color=col, linestyle=method_linestyle(m), linewidth=0.8,
+                                marker=method_marker(m), markevery=max(1, len(xv) // 5),
+                                markersize=2.4, alpha=0.85)
+                    continue
                 if x == "step":
                     grid = np.unique(np.concatenate(xs))
-                    grid = grid[(grid >= x0) & (grid <= x1)]
+                    grid = grid[(grid >= span[0]) & (grid <= span[1])]
                 else:
-                    grid = np.linspace(x0, x1, 150)
-                if grid.size == 0:
-                    continue
+                    grid = np.linspace(span[0], span[1], 150)
                 mat = _interp_on_grid(xs, ys, grid)
                 mean, lo, hi = mean_and_ci(mat, reps=reps, seed=seed)
-                col = method_color(m)
                 ax.plot(grid, mean, color=col, linestyle=method_linestyle(m), linewidth=1.3,
                         marker=method_marker(m), markevery=max(1, len(grid) // 5),
                         markersize=3.2)
@@ -246,16 +300,23 @@ def plot_sample_efficiency(evals: pd.DataFrame, runs: pd.DataFrame, scale: str, 
             ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
             if x == "step":
                 ax.xaxis.set_major_formatter(FuncFormatter(_steps_fmt))
+            if any(pc == c for pc, _ in per_seed):
+                ax.text(0.03, 0.96, "thin lines: one per seed\n(seeds' clocks do not overlap)",
+                        transform=ax.transAxes, ha="left", va="top", fontsize=6.5, color="0.35")
             if len(kinds) > 1 or k % ncols == 0:
-                ax.set_ylabel("Normalised return" if normalised else "Return")
-        for k in range(n, nrows * ncols):
-            axes[k // ncols][k % ncols].set_visible(False)
+                ax.set_ylabel("Normalised score" if normalised else "Return")
         xlabel = ("Gradient steps" if x == "step"
                   else "Training time (min; SPIN includes ASM pre-training)")
         fig.supxlabel(xlabel, fontsize=8.5)
         extra = [Line2D([], [], color="0.35", linestyle=(0, (3, 2)), linewidth=0.9,
                         label="target")] if targets is not None else []
-        fig.legend(handles=_legend_handles(methods, algo, extra), loc="outside upper center",
-                   ncol=len(methods) + len(extra), frameon=False)
+        handles = _legend_handles(methods, algo, extra)
+        if n < nrows * ncols:  # the first free slot holds the legend; the others (if any) stay hidden
+            for k in range(n, nrows * ncols):
+                axes[k // ncols][k % ncols].axis("off")
+            axes[n // ncols][n % ncols].legend(handles=handles, loc="center", frameon=False)
+        else:
+            fig.legend(handles=handles, loc="outside upper center", ncol=len(methods) + len(extra),
+                       frameon=False)
         fig.get_layout_engine().set(h_pad=0.03, w_pad=0.03, hspace=0.04, wspace=0.03)
-    return save_figure(fig, path_stem)
+    return SampleEfficiency(figure=fig, per_seed=per_seed)

@@ -59,7 +59,30 @@ def _cell_cols(task, bins, level) -> List[Cell]:
     return [Text(task), Text(bins), Text(level)]
 
 
-def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool):
+GENERATED = "generated"  # summary.json's reference source for the datasets the suite generates
+
+
+def source_label(ref_sources) -> str:
+    """The Source column of our rows: 'ours', or 'ours (generated data)' when every run of the
+    cell ran on data the suite generated (not the published datasets the paper's rows used)."""
+    sources = set(ref_sources)
+    return "ours (generated data)" if sources and sources <= {GENERATED} else "ours"
+
+
+def paper_source_label(src: str, ours: str) -> str:
+    """The Source column of a paper row; says 'published data' beside our generated-data rows."""
+    return f"paper ({src}, published data)" if ours != "ours" else f"paper ({src})"
+
+
+def _cell_sources(runs: Optional[pd.DataFrame], c) -> str:
+    if runs is None or "reference_source" not in runs.columns:
+        return "ours"
+    sub = runs[(runs.task == c[0]) & (runs.bins == c[1]) & (runs.level == c[2])]
+    return source_label(sub["reference_source"])
+
+
+def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool,
+                 runs: Optional[pd.DataFrame] = None):
     rows, firsts = [], []
     cells = sorted({(r.task, r.bins, r.level) for r in tab.itertuples()}, key=cell_sort_key)
     prev_task = None
@@ -68,7 +91,8 @@ def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool
         if prev_task is not None and c[0] != prev_task:
             firsts.append(len(rows))
         prev_task = c[0]
-        row = _cell_cols(*c) + [Text("ours")]
+        ours = _cell_sources(runs, c)
+        row = _cell_cols(*c) + [Text(ours)]
         for m in methods:
             if m not in sub.index:
                 row.append("–")
@@ -88,7 +112,7 @@ def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool
         rows.append(row)
         if sub["paper_source"].astype(bool).any():
             src = sub["paper_source"][sub["paper_source"].astype(bool)].iloc[0]
-            prow = ["", "", "", italic(Text(f"paper ({src})"))]
+            prow = ["", "", "", italic(Text(paper_source_label(src, ours)))]
             for m in methods:
                 if m in sub.index and finite(sub.loc[m, "paper_mean"]):
                     prow.append(italic(fmt_num(sub.loc[m, 'paper_mean'], prec), Sym("pm"),
@@ -113,8 +137,40 @@ def _ttt_cell(r, with_ci: bool, steps: bool = False) -> List[Cell]:
     return s
 
 
+def shown_value(v, steps: bool) -> float:
+    """A time or step count at the precision the table prints it (fmt_num(v, 1), fmt_steps)."""
+    if not finite(v):
+        return float("nan")
+    v = float(v)
+    if not steps:
+        return round(v, 1)
+    if abs(v) >= 1e6:
+        return round(v / 1e6, 2) * 1e6
+    if abs(v) >= 1e4:
+        return round(v / 1e3) * 1e3
+    if abs(v) >= 1e3:
+        return round(v / 1e3, 1) * 1e3
+    return float(round(v))
+
+
+def fastest(sub: pd.DataFrame, steps: bool) -> List[str]:
+    """The methods marked fastest in a time-to-target row, at the shown precision: every exact
+    (not lower-bound) median that ties the smallest shown exact median, provided each lower-bound
+    median shows larger; none when a bound might be faster."""
+    col = "median_steps" if steps else "median_min"
+    shown = sub[col].map(lambda v: shown_value(v, steps))
+    exact = shown[~sub["bound"].astype(bool)].dropna()
+    if exact.empty:
+        return []
+    top = exact.min()
+    if not (shown[sub["bound"].astype(bool)] > top).all():
+        return []
+    return exact.index[exact == top].tolist()
+
+
 def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
-              steps: bool = False, paper: Optional[pd.DataFrame] = None):
+              steps: bool = False, paper: Optional[pd.DataFrame] = None,
+              runs: Optional[pd.DataFrame] = None):
     rows, firsts = [], []
     keys = sorted({(r.task, r.bins, r.level) for r in cells.itertuples()}, key=cell_sort_key)
     prev = None
@@ -126,15 +182,9 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
         prev = c[0]
         target = sub["target"].iloc[0]
         degenerate = bool(sub["degenerate"].iloc[0]) if "degenerate" in sub.columns else False
-        row = _cell_cols(*c) + [Text("ours"), [fmt_num(target, 1)] + ([Sym("ddagger")] if degenerate else [])]
-        # Bold the fastest when it is an exact median below every median that is a bound.
-        col = "median_steps" if steps else "median_min"
-        clean = sub[~sub["bound"]]
-        best = None
-        if not clean.empty:
-            cand = clean[col].idxmin()
-            if (sub.loc[sub["bound"], col] > clean.loc[cand, col]).all():
-                best = clean.loc[clean[col] == clean.loc[cand, col]].index.tolist()
+        ours = _cell_sources(runs, c)
+        row = _cell_cols(*c) + [Text(ours), [fmt_num(target, 1)] + ([Sym("ddagger")] if degenerate else [])]
+        best = fastest(sub, steps)  # ties at the shown precision: all bold
         for m in methods:
             if m not in sub.index:
                 row.append("–")
@@ -146,7 +196,7 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
             p = paper[(paper.task == c[0]) & (paper.bins == c[1]) & (paper.level == c[2])]
             if not p.empty:
                 p = p.set_index("method")
-                prow = ["", "", "", italic(Text(f"paper ({p['source'].iloc[0]}, A40)")), ""]
+                prow = ["", "", "", italic(Text(paper_source_label(f"{p['source'].iloc[0]}, A40", ours))), ""]
                 prow += [italic(fmt_num(p.loc[m, "minutes"], 1)) if m in p.index else ""
                          for m in methods]
                 rows.append(prow)
@@ -190,14 +240,17 @@ class _Doc:
 
 def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: AggregateResult,
                     ttt: TimeToTargetResult, runs: pd.DataFrame, settings: Dict,
-                    figures: Dict[str, List[str]], nll_table: Optional[pd.DataFrame] = None):
+                    figures: Dict[str, List[str]], nll_table: Optional[pd.DataFrame] = None,
+                    figure_notes: Optional[Dict[str, str]] = None):
     A = algo_label(algo)
+    tA = tex_escape(A)  # every text that goes into a LaTeX caption is escaped
     g = f"{scale}-{algo}"
     md, tex = doc.md, doc.tex
     grp_runs = runs[(runs.scale == scale) & (runs.algo == algo)]
     methods = order_methods(grp_runs["method"])
     labels = [method_label(m, algo) for m in methods]
     K = settings["final_k_text"]
+    tK = tex_escape(K)
     frac = settings["target_fraction"]
     win = settings["smoothing_window"]
     base_label = method_label("f", algo)
@@ -212,10 +265,14 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
               f"Mean ± sample std over seeds, [95% bootstrap CI of the mean], n = seeds. "
               f"**Bold**: best mean in the row at the shown precision (ties: all bold). "
               f"Rows marked *paper* are the published numbers ({PAPER}; 1M steps, 5 seeds, "
-              f"paper scale), shown for comparison only.\n")
+              f"paper scale), shown for comparison only."
+              + (" Rows marked *generated data* ran on datasets this suite generated from its own "
+                 "behaviour policies, not the published datasets the paper's rows used: the two "
+                 "are not comparable." if (grp_runs.get("reference_source") == GENERATED).any() else "")
+              + "\n")
     header = ["Task", "Bins", "Level", "Source"] + [Text(lab) for lab in labels]
     align = ["l", "l", "l", "l"] + ["r"] * len(labels)
-    rows, firsts = _return_rows(tab, methods, prec, with_ci=True)
+    rows, firsts = _return_rows(tab, methods, prec, with_ci=True, runs=grp_runs)
     md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
     best = tab.pivot_table(index=["task", "bins", "level"], columns="method",
                            values="best_return_mean", sort=False)
@@ -226,13 +283,16 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         brows.append(_cell_cols(*c) + [fmt_num(best.loc[c].get(m), prec) for m in methods])
     md.append(to_markdown(Table(["Task", "Bins", "Level"] + [Text(lab) for lab in labels], brows,
                                 ["l", "l", "l"] + ["r"] * len(labels))) + "\n")
-    trows, tfirsts = _return_rows(tab, methods, prec, with_ci=False)
+    trows, tfirsts = _return_rows(tab, methods, prec, with_ci=False, runs=grp_runs)
+    generated = bool((grp_runs.get("reference_source") == GENERATED).any())
     one_seed = (tab["n"] == 1).any()
     tex.append(to_latex(
         Table(header, trows, align, tfirsts),
-        f"Final return (mean of the last {K} evaluations), mean $\\pm$ standard deviation over "
-        f"seeds, {tex_escape(scale)} scale, {A}. Bold: best in row. "
+        f"Final return (mean of the last {tK} evaluations), mean $\\pm$ standard deviation over "
+        f"seeds, {tex_escape(scale)} scale, {tA}. Bold: best in row. "
         f"\\textit{{paper}}: published numbers ({tex_escape(PAPER)})."
+        + (" Our rows on generated data used datasets generated by this suite, not the published "
+           "ones: they are not comparable with the paper's rows." if generated else "")
         + (r" $^\dagger$one seed (no standard deviation)." if one_seed else ""),
         f"tab:spin-bench-returns-{g}", wide=True))
 
@@ -261,13 +321,15 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         md.append("Cells: " + "; ".join(f"{c[0]} {c[2]} ({c[1]} bins)" for c in ga.cells) + "\n")
         tex.append(to_latex(aggregates,
                              f"Normalised final scores across {ncells} cells "
-                             f"({tex_escape(scale)} scale, {A}): point estimate and 95\\% "
+                             f"({tex_escape(scale)} scale, {tA}): point estimate and 95\\% "
                              f"stratified-bootstrap confidence interval (rliable). "
                              f"Optimality gap: lower is better.",
                              f"tab:spin-bench-aggregates-{g}", wide=True))
         md.append("### Probability of improvement\n")
         if ga.improvement.empty:
-            md.append("Not computed: no SPIN runs in this group.\n")
+            md.append("Not computed: " + ("no SPIN runs in this group" if "spin" not in ga.methods
+                                          else "SPIN is the only method in this group, there is no "
+                                               "baseline to compare it with") + ".\n")
         else:
             prows = [[[Text(f"P({r.label_x} "), Sym("gt"), Text(f" {r.label_y})")], _ci(r.point, r.lo, r.hi, 2)]
                      for r in ga.improvement.itertuples()]
@@ -277,7 +339,7 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
             md.append(to_markdown(improvement) + "\n")
             tex.append(to_latex(improvement,
                                  f"Probability of improvement of SPIN over each baseline "
-                                       f"({tex_escape(scale)} scale, {A}), 95\\% CIs.",
+                                       f"({tex_escape(scale)} scale, {tA}), 95\\% CIs.",
                                  f"tab:spin-bench-poi-{g}", header=["Comparison", "Probability"]))
 
     # --- time to target
@@ -292,7 +354,8 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
               f"time excluded): median over seeds [95% bootstrap CI]. "
               f"`†k/n`: k of n runs never reached the target and count at their total training "
               f"time; `≥`: the median is then a lower bound; `>x`: all runs censored. "
-              f"**Bold**: fastest. Rows marked *paper*: {PAPER}, Tables 5/6, one NVIDIA A40; "
+              f"**Bold**: fastest at the shown precision (ties: all bold; none when a lower bound "
+              f"might be faster). Rows marked *paper*: {PAPER}, Tables 5/6, one NVIDIA A40; "
               f"minutes depend on the hardware, steps do not.\n")
     degenerate = cells[cells["degenerate"].astype(bool)] if "degenerate" in cells.columns else cells.iloc[:0]
     if not degenerate.empty:
@@ -315,16 +378,16 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
         paper = paper[paper.algo == algo]
         header = ["Task", "Bins", "Level", "Source", "Target"] + [Text(lab) for lab in labels]
         align = ["l"] * 4 + ["r"] * (1 + len(labels))
-        rows, firsts = _ttt_rows(cells, methods, True, False, paper)
+        rows, firsts = _ttt_rows(cells, methods, True, False, paper, runs=grp_runs)
         md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
         md.append("Gradient steps to target (median over seeds [95% CI]; censored runs count at "
                   "their total steps):\n")
-        rows, firsts = _ttt_rows(cells, methods, True, True)
+        rows, firsts = _ttt_rows(cells, methods, True, True, runs=grp_runs)
         md.append(to_markdown(Table(header, rows, align, firsts)) + "\n")
-        trows, tfirsts = _ttt_rows(cells, methods, False, False, paper)
+        trows, tfirsts = _ttt_rows(cells, methods, False, False, paper, runs=grp_runs)
         tex.append(to_latex(
             Table(header, trows, align, tfirsts),
-            f"Time to target in minutes ({tex_escape(scale)} scale, {A}): median over seeds "
+            f"Time to target in minutes ({tex_escape(scale)} scale, {tA}): median over seeds "
             f"of the training clock at which the return first reaches {frac:g} of "
             f"{tex_escape(base_label)}'s asymptote (SPIN includes ASM pre-training). "
             f"$>$: never reached (censored at the total training time); $^\\dagger k/n$: "
@@ -383,7 +446,7 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
             md.append(to_markdown(totals) + "\n")
             tex.append(to_latex(totals,
                                  f"Time to target summed over {int(tot['cells'].iloc[0])} cells "
-                                 f"({tex_escape(scale)} scale, {A}) and SPIN's speed-up "
+                                 f"({tex_escape(scale)} scale, {tA}) and SPIN's speed-up "
                                  f"(baseline / SPIN). $\\geq$: lower bound (censored runs); "
                                  f"?: unknown (both are bounds).",
                                  f"tab:spin-bench-ttt-total-{g}",
@@ -446,6 +509,17 @@ def _group_sections(doc: _Doc, scale: str, algo: str, table: CellTable, agg: Agg
             if png:
                 rel = os.path.basename(png[0])
                 md.append(f"**{name}** (`{rel}`, PDF beside it)\n\n![{name}]({rel})\n")
+                if figure_notes and name in figure_notes:
+                    md.append(figure_notes[name] + "\n")
+
+
+def per_seed_note(per_seed: List[tuple], algo: str) -> str:
+    """The report's note under a sample-efficiency figure that draws some seeds one by one."""
+    where = "; ".join(f"{method_label(m, algo)} on {c[0]} {c[2]}" for c, m in per_seed)
+    return (f"Drawn one thin line per seed, without a mean: {where}. Those seeds' training clocks "
+            f"do not overlap (a seed's ASM pre-training took much longer, e.g. on a busy machine), "
+            f"so there is no range where every seed has data to average over; the other curves are "
+            f"the mean over seeds on the range every seed covers.")
 
 
 def _scores_frame(load: LoadResult, ttt: TimeToTargetResult) -> pd.DataFrame:
@@ -503,6 +577,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
 
     groups = sorted({(r.scale, r.algo) for r in load.runs.itertuples()})
     fig_index: Dict[tuple, Dict[str, List[str]]] = {}
+    fig_notes: Dict[tuple, str] = {}
     if figures:
         for scale, algo in groups:
             figs: Dict[str, List[str]] = {}
@@ -518,12 +593,14 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
                 if poi:
                     figs["Probability of improvement"] = poi
             for x, name in (("step", "steps"), ("train_min", "minutes")):
-                r = plots.plot_sample_efficiency(
-                    load.evals, load.runs, scale, algo,
-                    os.path.join(out_dir, f"sample_efficiency_{name}_{tag}"), x=x,
-                    targets=ttt.cells, reps=curve_reps, seed=seed)
-                if r:
-                    figs[f"Sample efficiency vs {'gradient steps' if x == 'step' else 'training minutes'}"] = r
+                se = plots.sample_efficiency_figure(load.evals, load.runs, scale, algo, x=x,
+                                                    targets=ttt.cells, reps=curve_reps, seed=seed)
+                if se is None:
+                    continue
+                title = f"Sample efficiency vs {'gradient steps' if x == 'step' else 'training minutes'}"
+                figs[title] = plots.save_figure(se.figure, os.path.join(out_dir, f"sample_efficiency_{name}_{tag}"))
+                if se.per_seed:
+                    fig_notes[(scale, algo, title)] = per_seed_note(se.per_seed, algo)
             fig_index[(scale, algo)] = figs
             for v in figs.values():
                 files.extend(v)
@@ -554,7 +631,8 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
         doc.md.append("\n</details>\n")
     for scale, algo in groups:
         _group_sections(doc, scale, algo, table, agg, ttt, load.runs, settings,
-                        fig_index.get((scale, algo), {}), nll_table=nll)
+                        fig_index.get((scale, algo), {}), nll_table=nll,
+                        figure_notes={k[2]: v for k, v in fig_notes.items() if k[:2] == (scale, algo)})
     if has_budget_axis(load.runs):  # SPIN with more than one pre-training budget in a cell
         md, tex, written = budget_section(load.runs, out_dir, reps, seed, figures)
         doc.md.extend(md)

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from spin_bench.data.dataset import Dataset
+from spin_bench.data.dataset import FIXED_CREATED, Dataset
 from spin_bench.data.schema import joint_space_size
 
 _SPARK = " ▁▂▃▄▅▆▇█"
@@ -60,11 +60,12 @@ def references(attrs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 def normalise_returns(returns: np.ndarray, refs: Optional[Dict[str, Any]]
                       ) -> Optional[np.ndarray]:
-    """100 * (R - random) / (expert - random); None without references or when they coincide."""
+    """(R - random) / (expert - random), 0 to 1 as in the report; None without references or
+    when they coincide."""
     if refs is None or refs["expert"] == refs["random"]:
         return None
     span = refs["expert"] - refs["random"]
-    return 100.0 * (np.asarray(returns, np.float64) - refs["random"]) / span
+    return (np.asarray(returns, np.float64) - refs["random"]) / span
 
 
 def return_histogram(returns: np.ndarray, bins: int = RETURN_HISTOGRAM_BINS
@@ -135,6 +136,13 @@ def _fmt_return_hist(h: Dict[str, Any], lo: float, hi: float) -> str:
             f"({len(counts)} bins of {width:.3g}, tallest {tallest} episodes)")
 
 
+def _created_note(created: Optional[str]) -> str:
+    """Beside the fixed creation date: that it is deliberate (byte-reproducible files)."""
+    if created != FIXED_CREATED:
+        return ""
+    return " (fixed on purpose: the same data gives the same bytes; set SOURCE_DATE_EPOCH for a real date)"
+
+
 def format_summary(s: Dict[str, Any]) -> str:
     """Human-readable text of :func:`summarize`."""
     def st(d: Dict[str, Any], fmt: str = "{:.2f}") -> str:
@@ -152,7 +160,7 @@ def format_summary(s: Dict[str, Any]) -> str:
         f"size         {s['num_transitions']} transitions, {s['num_episodes']} episodes, "
         f"obs {s['obs_dim']}, N {s['num_actions']} ({s['joint_actions']:.3g} joint actions), "
         f"{s['file_size']} bytes",
-        f"generator    {s['generator']}   created {s['created']}   "
+        f"generator    {s['generator']}   created {s['created']}{_created_note(s['created'])}   "
         f"format v{s['format_version']}" + (f"   seed {s['seed']}" if s.get("seed") is not None else ""),
     ]
     if s.get("behaviour_policy"):
@@ -172,7 +180,7 @@ def format_summary(s: Dict[str, Any]) -> str:
         src = f", {refs['source']}" if refs.get("source") else ""
         ref_txt = f"(expert {refs['expert']:.2f}, random {refs['random']:.2f}{src})"
         norm = s.get("normalized_returns")
-        lines.append(f"normalised   {st(norm) if norm is not None else 'undefined'}  {ref_txt}")
+        lines.append(f"normalised   {st(norm, '{:.3f}') if norm is not None else 'undefined'}  {ref_txt}")
     if s.get("return_histogram"):
         ret = s["episode_returns"]
         bar = _fmt_return_hist(s["return_histogram"], ret["min"], ret["max"])
@@ -209,13 +217,14 @@ def table_row(ds: Dataset) -> Dict[str, Any]:
 
 
 def format_table(rows: Sequence[Dict[str, Any]], fmt: str = "md") -> str:
-    """`rows` of :func:`table_row` as a GitHub markdown table (floats to 2 decimals) or as
+    """`rows` of :func:`table_row` as a GitHub markdown table (floats to 2 decimals, the
+    normalised mean to 4) or as
     CSV (floats at full precision), header first, rows in the given order."""
-    def cell(v: Any, csv_cell: bool) -> str:
+    def cell(v: Any, csv_cell: bool, digits: int = 2) -> str:
         if v is None:
             return ""
         if isinstance(v, float):
-            return repr(v) if csv_cell else f"{v:.2f}"
+            return repr(v) if csv_cell else f"{v:.{digits}f}"
         return str(v)
 
     if fmt == "csv":
@@ -232,6 +241,6 @@ def format_table(rows: Sequence[Dict[str, Any]], fmt: str = "md") -> str:
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
              "|" + "|".join("---:" if c in numeric else "---" for c in TABLE_COLUMNS) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(cell(r[c], False).replace("|", "\\|")
+        lines.append("| " + " | ".join(cell(r[c], False, 4 if c == "normalised mean" else 2).replace("|", "\\|")
                                         for c in TABLE_COLUMNS) + " |")
     return "\n".join(lines)

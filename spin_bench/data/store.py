@@ -210,14 +210,39 @@ def registered_checksums(path: PathLike, store: Optional[DatasetStore] = None
     return found
 
 
+GENERATED_SUBDIR = "generated"
+
+
+def generated_stores(store: DatasetStore) -> List[Tuple[str, DatasetStore]]:
+    """The stores of generated datasets inside `store` (name relative to its root, store):
+    ``generated/`` (default sizes, seed 0), then each ``generated/n<T>-s<seed>/``, sorted."""
+    gen_root = store.root / GENERATED_SUBDIR
+    subs = [gen_root] + sorted(p for p in gen_root.glob("n*-s*") if p.is_dir())
+    return [(str(sub.relative_to(store.root)), DatasetStore(sub)) for sub in subs
+            if (sub / "registry.json").is_file()]
+
+
 def resolve_path(path: PathLike, data_dir: Optional[PathLike] = None) -> Tuple[Path, Optional[DatasetStore]]:
-    """A dataset file named by its path, or by its dataset id (looked up in the store `data_dir`,
-    else the default store): (path, the store it was found in, or None for a path)."""
+    """A dataset file named by its path, or by its dataset id: looked up in the store `data_dir`
+    (else the default store), then in its generated datasets (``generated/``, then one
+    ``generated/n<T>-s<seed>/`` when exactly one holds it; several: DatasetError listing them).
+    Returns (path, the store it was found in, or None for a path)."""
     p = Path(path)
     if p.exists() or not is_dataset_id(os.fspath(path)):
         return p, None
     store = DatasetStore(data_dir)
     found = store.find(os.fspath(path))
+    if found is None:
+        hits = [(name, sub, sub.find(os.fspath(path))) for name, sub in generated_stores(store)]
+        hits = [h for h in hits if h[2] is not None]
+        default = [h for h in hits if h[0] == GENERATED_SUBDIR]
+        if default or len(hits) == 1:
+            return (default or hits)[0][2], (default or hits)[0][1]
+        if hits:
+            raise DatasetError(
+                f"{path}: generated at several sizes or seeds in {store.root} "
+                f"({', '.join(name for name, _, _ in hits)}); name the file: "
+                f"{'; '.join(str(f) for _, _, f in hits)}", path=path)
     if found is None:
         raise DatasetError(
             f"{path}: no such dataset in the store {store.root} (import it with "

@@ -139,43 +139,52 @@ def main(argv=None):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
     t = sub.add_parser("train", error_name=PROG, help="train a DecQN behaviour policy (online)")
-    t.add_argument("--task", required=True)
-    t.add_argument("--gin_file", action="append", help="default gin/datagen/<task>.gin")
-    t.add_argument("--gin_bindings", action="append", default=[])
-    t.add_argument("--out_dir", default=None, help="default runs/behaviour/<task>")
-    t.add_argument("--resume", action="store_true")
+    t.add_argument("--task", required=True, help="the DM Control task to train on, e.g. cheetah-run")
+    t.add_argument("--gin_file", action="append",
+                   help="DecQN configuration, repeatable (default gin/datagen/<task>.gin)")
+    t.add_argument("--gin_bindings", action="append", default=[],
+                   help="extra gin bindings, repeatable, e.g. \"train_decqn.total_env_steps = 100000\"")
+    t.add_argument("--out_dir", default=None,
+                   help="run directory: metrics, snapshots, checkpoint (default runs/behaviour/<task>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out_dir from its checkpoint")
     t.add_argument("--resume_from", default=None,
                    help="checkpoint to start from when out_dir has none (e.g. a committed one)")
-    t.add_argument("--no_progress", action="store_true")
+    t.add_argument("--no_progress", action="store_true", help="no progress bar (log lines only)")
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("export", error_name=PROG, help="cut the levels (expert, medium) from a run's snapshots")
-    e.add_argument("--task", required=True)
-    e.add_argument("--run_dir", default=None, help="default runs/behaviour/<task>")
-    e.add_argument("--out_dir", default=None, help="default spin_bench/policies/<task>")
-    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--task", required=True, help="the task whose behaviour-policy run to cut, e.g. cheetah-run")
+    e.add_argument("--run_dir", default=None, help="the behaviour-policy run directory (default runs/behaviour/<task>)")
+    e.add_argument("--out_dir", default=None,
+                   help="where the policies go (default spin_bench/policies/<task>; needs a checkout)")
+    e.add_argument("--episodes", type=int, default=20,
+                   help="episodes per candidate snapshot under the collection protocol when choosing the levels (default 20)")
     e.set_defaults(fn=cmd_export)
 
     g = sub.add_parser("generate", error_name=PROG, help="roll the shipped policies into an HDF5 dataset")
-    g.add_argument("--task", required=True)
+    g.add_argument("--task", required=True,
+                   help="a task with shipped behaviour policies: cheetah-run, finger-spin, quadruped-walk")
     g.add_argument("--level", required=True,
                    help="medium | expert | medium-expert | random-medium-expert | all")
-    g.add_argument("--bins", type=int, default=3)
+    g.add_argument("--bins", type=int, default=3, help="bins per action dimension (default 3, the shipped policies')")
     g.add_argument("--num_transitions", type=int, default=None,
                    help="default: the published size of the level")
     g.add_argument("--out", default=None, help="write this file instead of the store's path")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0,
+                   help="collection seed (episodes' env and action-noise streams; default 0)")
     g.add_argument("--data_dir", default=None,
                    help="dataset store root (default $SPIN_BENCH_DATA_DIR or ~/.spin_bench/datasets)")
-    g.add_argument("--num_workers", type=int, default=2, help="collection processes")
-    g.add_argument("--num_envs", type=int, default=10, help="lockstep envs per process")
-    g.add_argument("--no_progress", action="store_true")
+    g.add_argument("--num_workers", type=int, default=2, help="collection processes (default 2)")
+    g.add_argument("--num_envs", type=int, default=10,
+                   help="environments stepped in lockstep per process (default 10)")
+    g.add_argument("--no_progress", action="store_true", help="no progress bar")
     g.set_defaults(fn=cmd_generate)
 
     r = sub.add_parser("references", error_name=PROG, help="measure expert/random reference returns")
-    r.add_argument("--task", required=True)
-    r.add_argument("--bins", type=int, default=3)
-    r.add_argument("--episodes", type=int, default=50)
+    r.add_argument("--task", required=True, help="a task with shipped behaviour policies, e.g. cheetah-run")
+    r.add_argument("--bins", type=int, default=3, help="bins per action dimension (default 3)")
+    r.add_argument("--episodes", type=int, default=50,
+                   help="episodes of each policy (expert, random) to average; written beside the returns (default 50)")
     r.add_argument("--dry_run", action="store_true", help="print, do not write the CSV")
     r.set_defaults(fn=cmd_references)
     args = p.parse_args(argv)

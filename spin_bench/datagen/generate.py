@@ -84,27 +84,31 @@ def compute_references(task: str, bins: int = 3, episodes: int = REFERENCE_EPISO
                expert_std=float(exp["episode_returns"].std()),
                random_std=float(rnd["episode_returns"].std()), episodes=episodes)
     if write:
-        write_reference(task, int(bins), ref["expert"], ref["random"], path=_reference_csv())
+        write_reference(task, int(bins), ref["expert"], ref["random"], path=_reference_csv(), episodes=episodes)
     return ref
 
 
 def write_reference(task: str, bins: int, expert: float, random: float,
-                    path: Optional[str] = None) -> None:
+                    path: Optional[str] = None, episodes: int = REFERENCE_EPISODES) -> None:
+    """Set (task, bins)'s row of the reference CSV, with the episodes it was measured over
+    (rows of a CSV from before the column was written keep REFERENCE_EPISODES, what it said)."""
     path = path or _reference_csv()
-    rows: Dict[Tuple[str, int], Tuple[float, float]] = {}
+    rows: Dict[Tuple[str, int], Tuple[float, float, int]] = {}
     if os.path.exists(path):
         with open(path, newline="") as f:
             for r in csv.DictReader(line for line in f if not line.startswith("#")):
-                rows[(r["task"], int(r["bins"]))] = (float(r["expert"]), float(r["random"]))
-    rows[(task, int(bins))] = (float(expert), float(random))
+                rows[(r["task"], int(r["bins"]))] = (float(r["expert"]), float(r["random"]),
+                                                     int(r.get("episodes") or REFERENCE_EPISODES))
+    rows[(task, int(bins))] = (float(expert), float(random), int(episodes))
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(f"# Reference returns of the datasets spin_bench generates (python -m "
                 f"spin_bench.datagen references): expert = the shipped expert policy under the "
                 f"collection protocol (per-slot epsilon {COLLECT_EPSILON}), random = uniform "
-                f"random; mean over {REFERENCE_EPISODES} episodes each\n")
-        f.write("task,bins,expert,random\n")
+                f"random; each the mean over the row's `episodes` episodes\n")
+        f.write("task,bins,expert,random,episodes\n")
         for (t, b) in sorted(rows):
-            f.write(f"{t},{b},{rows[(t, b)][0]},{rows[(t, b)][1]}\n")
+            e, r, n = rows[(t, b)]
+            f.write(f"{t},{b},{e},{r},{n}\n")
 
 
 def _reference_csv() -> str:
@@ -135,6 +139,21 @@ def generated_store(data_dir=None, num_transitions: Optional[int] = None, seed: 
         return DatasetStore(base)
     n = DEFAULT_SIZES[level] if num_transitions is None else int(num_transitions)
     return DatasetStore(base / f"n{n}-s{int(seed)}")
+
+
+class CappedProgress:
+    """A progress bar's ``update`` that counts at most ``cap`` in all: collection rolls whole
+    episodes and keeps the first ``cap`` transitions, so the bar counts what the file holds and
+    ends at its total (tqdm drops the percentage once a bar passes its total)."""
+
+    def __init__(self, bar, cap: int):
+        self.bar, self.left = bar, int(cap)
+
+    def update(self, n: int = 1) -> None:
+        n = min(int(n), self.left)
+        if n > 0:
+            self.left -= n
+            self.bar.update(n)
 
 
 def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Optional[int] = None,
@@ -169,7 +188,9 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
             if bar is not None:
                 bar.update(n)
         else:
-            arr = collect_transitions(task, bins, source, n, seed, epsilon, num_envs, num_workers, bar)
+            # whole episodes are collected and cut to n: the bar counts the n transitions kept
+            arr = collect_transitions(task, bins, source, n, seed, epsilon, num_envs, num_workers,
+                                      None if bar is None else CappedProgress(bar, n))
             if cache is not None:
                 cache[(task, str(bins), source, int(seed), float(epsilon))] = arr
             arr = dict(arr)

@@ -115,7 +115,8 @@ def _write_metrics(path: str, rows: List[dict]) -> None:
 
 
 class _Progress:
-    """tqdm on a TTY, otherwise a one-line log every `every` steps."""
+    """tqdm on a TTY, otherwise one log line every `every` steps and one per evaluation. A line
+    only ever shows an evaluation it names by its step, so what it says is metrics.csv's row."""
 
     def __init__(self, total: int, initial: int, every: int, desc: str):
         self.tty = sys.stderr.isatty()
@@ -127,17 +128,25 @@ class _Progress:
 
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
-    def update(self, step: int, n: int = 1):
+    def _rate(self, step: int) -> str:
+        return f"{(step - self.s0) / max(time.perf_counter() - self.t0, 1e-9):.1f} steps/s"
+
+    def update(self, step: int, n: int = 1, evaluating: bool = False):
+        """After gradient step `step`; `evaluating`: an evaluation follows (its line is logged then)."""
         if self.bar is not None:
             self.bar.update(n)
-        elif step % self.every == 0:
-            rate = (step - self.s0) / max(time.perf_counter() - self.t0, 1e-9)
-            print(f"step {step}  {rate:.1f} steps/s  {self.last_eval}", file=sys.stderr, flush=True)
+        elif step % self.every == 0 and not evaluating:
+            last = f"  (last evaluation {self.last_eval})" if self.last_eval else ""
+            print(f"step {step}  {self._rate(step)}{last}", file=sys.stderr, flush=True)
 
-    def set_eval(self, text: str):
-        self.last_eval = text
+    def evaluated(self, step: int, mean: float, normalised: Optional[float]):
+        """The evaluation at `step` is done: its return (and normalised score) as metrics.csv has them."""
+        text = f"return {mean:.1f}" + ("" if normalised is None else f", normalised {normalised:.3f}")
+        self.last_eval = f"step {step}: {text}"
         if self.bar is not None:
             self.bar.set_postfix_str(text)
+        else:
+            print(f"step {step}  {self._rate(step)}  evaluation: {text}", file=sys.stderr, flush=True)
 
     def close(self):
         if self.bar is not None:
@@ -193,7 +202,7 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
                     loss_sums[k] = loss_sums[k] + v if k in loss_sums else v.clone()
                 loss_count += 1
                 step += 1
-                progress.update(step)
+                progress.update(step, evaluating=step % schedule.eval_every == 0 or step == schedule.num_steps)
                 if step % schedule.log_every == 0:
                     _check_finite(loss_sums, step)
             synchronize(device)
@@ -216,7 +225,7 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
             row.update({k: float(v) / max(loss_count, 1) for k, v in loss_sums.items()})
             rows.append(row)
             loss_sums, loss_count = {}, 0
-            progress.set_eval(f"return {mean:.1f}")
+            progress.evaluated(step, mean, row["normalized_score"])
             if writer is not None:
                 for k, v in row.items():
                     if k != "step" and v is not None:
