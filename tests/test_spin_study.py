@@ -164,6 +164,12 @@ def test_report_has_the_pre_training_budget_section_and_figures(tmp_path):
     assert e100["mean"] == pytest.approx(95 - 10 + 1 / 3)  # final = the mean of all 3 evaluations and e100["masked_accuracy"] == pytest.approx(0.7)
     for name in ("spin_budget.png", "spin_budget.pdf", "asm_probe.png"):
         assert os.path.getsize(tmp_path / "rep" / name) > 1000, name
+    import shutil
+
+    if shutil.which("pdflatex"):  # the section's LaTeX compiles (make test installs pdflatex)
+        from test_report_paper_ready import compile_tex
+
+        compile_tex(str(tmp_path / "rep" / "leaderboard.tex"), tmp_path)
     # without a budget axis (the CPU tier's own runs) the section is not there
     assert "pre-training budget" not in open(os.path.join(REPO, "results", "cpu_tier", "report", "leaderboard.md")).read()
 

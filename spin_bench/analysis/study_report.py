@@ -121,8 +121,9 @@ def budget_section(runs: pd.DataFrame, out_dir: str, reps: int, seed: int, figur
                          f"{fmt_num(r.mean, 1)} [{fmt_num(r.lo, 1)}, {fmt_num(r.hi, 1)}]",
                          fmt_num(r.pretrain_min, 1), fmt_num(r.masked_accuracy, 3), fmt_num(r.exact_match, 3),
                          fmt_num(r.structure, 3), Text(base)])
-    table = Table(["Cell", "SPIN", "ASM epochs", "Encoder", "n", "Final return [95% CI]", "Pre-training min",
-                   "Masked acc.", "Exact match", "Structure (nats/slot)", "Baselines [95% CI]"], rows,
+    table = Table([Text(h) for h in ("Cell", "SPIN", "ASM epochs", "Encoder", "n", "Final return [95% CI]",
+                                     "Pre-training min", "Masked acc.", "Exact match", "Structure (nats/slot)",
+                                     "Baselines [95% CI]")], rows,
                   ["l", "l", "r", "l", "r", "r", "r", "r", "r", "r", "l"])
     md = ["## SPIN's pre-training budget\n",
           "SPIN's configurations side by side: ASM pre-training epochs, and whether the ASM-initialised "
