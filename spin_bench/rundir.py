@@ -25,6 +25,10 @@ METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 COMPLETE = "COMPLETE"
+# Every file the suite writes into a run directory (the trainer's, the sweep's): the only
+# names whose temp files (``.<name>.XXXXXXXX.tmp``) a fresh start or resume removes.
+RUN_FILES = (CONFIG, OPERATIVE_CONFIG, IDENTITY, METRICS, SUMMARY, CHECKPOINT, COMPLETE,
+             "sweep_run.json", "run.log", "error.log")
 
 
 def default_run_dir(results_dir: str, task: str, bins: Union[int, Sequence[int]], level: str, method: str,
