@@ -23,6 +23,7 @@ from spin_bench.data.dataset import write_dataset
 from spin_bench.data.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from spin_bench.data.schema import DatasetError, action_dtype, dataset_id
 from spin_bench.data.store import DatasetStore
+from spin_bench.safe_load import MAX_PICKLE_BYTES, UnreadableFileError, open_regular
 from spin_bench.envs.registry import get_task_spec
 from spin_bench.vocab import LEVELS
 
@@ -53,12 +54,10 @@ def read_published_pickle(path: PathLike) -> Any:
     """Unpickle a published file with the restricted unpickler (DatasetError on failure)."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "published dataset pickle", MAX_PICKLE_BYTES) as f:  # no FIFOs, devices
             return RestrictedUnpickler(f).load()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file", path=path) from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: expected a pickle file, got a directory", path=path) from None
+    except UnreadableFileError as e:
+        raise DatasetError(str(e), path=path) from None
     except UnsafePickleError as e:
         raise DatasetError(f"{path}: unsafe pickle: {e}", path=path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
@@ -241,6 +240,9 @@ def import_published(source: PathLike, task: str, level: str, bins: int, *,
         raise ValueError(f"bins must be an integer >= 2 (the published '<bins>_bins' folder), "
                          f"got {bins!r}")
     bins = int(bins)
+    if episode_length is not None and (isinstance(episode_length, bool) or not isinstance(episode_length, int)
+                                       or not 1 <= episode_length <= 10**7):
+        raise ValueError(f"episode_length must be a positive integer (at most 10^7) or None, got {episode_length!r}")
     src = published_path(source, task, level, bins)
     if not src.is_file():
         hint = f"; {spec.name} was published with bins {list(spec.published_bins)}" \
@@ -253,6 +255,11 @@ def import_published(source: PathLike, task: str, level: str, bins: int, *,
     if target.exists() and not overwrite:
         raise DatasetError(f"{target}: already exists; pass overwrite=True (--overwrite) to "
                            f"replace it", path=target)
+    try:
+        with open_regular(src, "published dataset pickle", MAX_PICKLE_BYTES):
+            pass  # a regular file within the cap, before hashing (a FIFO would block sha256_file)
+    except UnreadableFileError as e:
+        raise DatasetError(str(e), path=src) from None
     source_sha = sha256_file(src)
     transitions = read_published_pickle(src)
     arrays, attrs, notes = convert_published(
