@@ -41,7 +41,7 @@ def check_seed(name: str, value) -> int:
     """`value` if it is an integer seed in [0, MAX_SEED], else ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        raise ValueError(f"{name} must be an integer seed in [0, {MAX_SEED}], got {shown}")
+        raise ValueError(f"{name} must be >= 0 and at most {MAX_SEED} (an integer seed), got {shown}")
     return value
 
 

@@ -21,7 +21,6 @@ that moved since the runs; without ``--write`` it only prints what it would reco
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -190,13 +189,18 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
     ``dataset_identity_backfilled`` saying from where). Returns one row per such run."""
     from spin_bench.atomic import atomic_write_json
 
+    from spin_bench.safe_load import read_json
+
     summaries = {}
     for d in run_dirs:
-        try:
-            with open(os.path.join(d, SUMMARY)) as f:
-                summaries[d] = json.load(f)
-        except (OSError, ValueError):
+        try:  # a regular file, no link: run folders are shared
+            summaries[d] = read_json(os.path.join(d, SUMMARY), "summary.json", follow_symlinks=False)
+        except ValueError:  # unreadable (the report lists it): nothing to backfill
             continue
+        s = summaries[d]
+        if not all(isinstance(s.get(k), (str, type(None))) for k in ("dataset_sha256", "dataset_identity",
+                                                                      "dataset_path")):
+            del summaries[d]  # mistyped record: left as it is (the report excludes it)
     resolver = IdentityResolver(data)
     for s in summaries.values():
         if isinstance(s, dict):

@@ -114,7 +114,7 @@ def _check_values(a: argparse.Namespace) -> None:
         value = getattr(a, flag, None)
         if value is not None and not lo <= value <= hi:
             extra = " (0 trusts the source's done flags)" if flag == "episode_length" else ""
-            raise _Usage(f"--{flag} must be an integer in [{lo}, {hi}]{extra}, got {value}")
+            raise _Usage(f"--{flag} must be an integer >= {lo} and at most {hi}{extra}, got {value}")
     for flag in ("source", "out", "data_dir", "minari_root", "file", "id"):
         value = getattr(a, flag, None)
         problem = path_problem(value, f"--{flag}") if isinstance(value, str) else None

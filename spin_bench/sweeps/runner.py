@@ -30,7 +30,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from spin_bench.atomic import UnsafePathError, atomic_write_bytes, atomic_write_json, atomic_write_text, try_lock
-from spin_bench.cli import directory_problem
+from spin_bench.cli import directory_problem, path_problem
 from spin_bench.configs import error_line as configs_error_line
 from spin_bench.safe_load import MAX_CSV_BYTES, read_bytes
 from spin_bench.rundir import COMPLETE
@@ -269,6 +269,9 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(gin_files, sweep_bindings)
     if archive_dir is not None:
+        problem = path_problem(archive_dir, "--archive_dir")
+        if problem:
+            raise SweepError(problem)
         archive_dir = os.path.abspath(archive_dir)
         if os.path.exists(archive_dir) and not os.path.isdir(archive_dir):
             raise SweepError(f"--archive_dir {archive_dir} exists and is not a directory")

@@ -49,8 +49,9 @@ class Experiment:
         except ValueError as e:
             raise ValueError(f"Experiment.bins: {e} ({task} has {BENCHMARK_TASKS[task].num_actions} sub-actions)") from None
         if num_transitions is not None and (isinstance(num_transitions, bool) or not isinstance(num_transitions, int)
-                                            or num_transitions < 1):
-            raise ValueError(f"Experiment.num_transitions must be a positive integer or None, got {num_transitions!r}")
+                                            or not 1 <= num_transitions <= 10**8):
+            raise ValueError(f"Experiment.num_transitions must be a positive integer (at most 10^8) or None, "
+                             f"got {num_transitions!r}")
         if dataset_source not in ("generated", "published"):
             raise ValueError(f"Experiment.dataset_source must be 'generated' or 'published', got {dataset_source!r}")
         for name, value in (("dataset_path", dataset_path), ("data_dir", data_dir), ("asm_cache_dir", asm_cache_dir)):
