@@ -115,6 +115,9 @@ def open_nofollow(path: PathLike, flags: int, what: str, mode: int = 0o666) -> i
             raise UnsafePathError(f"{path}: refusing to write this {what}: it is a symbolic link "
                                   f"(the suite never writes through links in shared folders); "
                                   f"remove it") from None
+        if e.errno in (errno.ENXIO, errno.ENODEV, errno.EISDIR, errno.EOPNOTSUPP):  # a FIFO, device, folder
+            raise UnsafePathError(f"{path}: refusing to write this {what}: it is not a regular file "
+                                  f"(a FIFO, device or directory); remove it") from None
         raise
     try:
         st = os.fstat(fd)

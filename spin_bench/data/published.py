@@ -11,6 +11,7 @@ code), rebuild episode boundaries, and write our HDF5 format: float32 observatio
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -244,6 +245,12 @@ def import_published(source: PathLike, task: str, level: str, bins: int, *,
                                        or not 1 <= episode_length <= 10**7):
         raise ValueError(f"episode_length must be a positive integer (at most 10^7) or None, got {episode_length!r}")
     src = published_path(source, task, level, bins)
+    if os.path.lexists(src) and not src.is_dir():
+        try:  # a FIFO, a device or an oversized file is named as such, never read
+            with open_regular(src, "published dataset pickle", MAX_PICKLE_BYTES):
+                pass
+        except UnreadableFileError as e:
+            raise DatasetError(str(e), path=src) from None
     if not src.is_file():
         hint = f"; {spec.name} was published with bins {list(spec.published_bins)}" \
             if bins not in spec.published_bins else ""
@@ -255,11 +262,6 @@ def import_published(source: PathLike, task: str, level: str, bins: int, *,
     if target.exists() and not overwrite:
         raise DatasetError(f"{target}: already exists; pass overwrite=True (--overwrite) to "
                            f"replace it", path=target)
-    try:
-        with open_regular(src, "published dataset pickle", MAX_PICKLE_BYTES):
-            pass  # a regular file within the cap, before hashing (a FIFO would block sha256_file)
-    except UnreadableFileError as e:
-        raise DatasetError(str(e), path=src) from None
     source_sha = sha256_file(src)
     transitions = read_published_pickle(src)
     arrays, attrs, notes = convert_published(

@@ -49,6 +49,13 @@ def _latin1_encode(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """Protocols 0-2 spell ``b''`` as ``__builtin__.bytes()``; allow only that."""
+    if args:
+        raise _refuse("bytes(...) with arguments")
+    return b""
+
+
 class _Dtype:
     """Stand-in for ``numpy.dtype(name, align, copy)`` and its pickled state; :meth:`real` is a
     numpy dtype built from a validated name and byte order only."""
@@ -158,6 +165,8 @@ def allowed_globals() -> Dict[Tuple[str, str], Callable[..., Any]]:
         ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _Dtype,
         ("_codecs", "encode"): _latin1_encode,
+        ("__builtin__", "bytes"): _empty_bytes,
+        ("builtins", "bytes"): _empty_bytes,
     }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = _Array
