@@ -60,13 +60,14 @@ def fsync_dir(path: PathLike) -> None:
         os.close(fd)
 
 
-# The random middle part of a temp name (tempfile.mkstemp: 8 characters of this alphabet).
-_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
+# The random middle part of a temp name (tempfile.mkstemp: 8 characters of this alphabet;
+# any short run of letters, digits and '_' is taken as one, never a name with dots or spaces).
+_TEMP_RANDOM = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
 def is_own_temp(name: str, targets: Iterable[str]) -> bool:
     """Whether `name` is a temp file this module writes on the way to one of `targets`
-    (``.<target>.<8 random characters>.tmp``); a user's other hidden files are not."""
+    (``.<target>.<random characters>.tmp``); a user's other hidden files are not."""
     if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
         return False
     for target in targets:

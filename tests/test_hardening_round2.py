@@ -149,7 +149,8 @@ def test_locks_and_appends_never_follow_links_or_open_fifos(tmp_path):
 
 def test_fresh_start_removes_only_the_suites_own_temp_files(tmp_path):
     own = [".checkpoint.pt.k2j_9xa1.tmp", ".summary.json.abcdefgh.tmp", ".metrics.csv.0a1b2c3d.tmp"]
-    users = [".notes.tmp", ".summary.json.tmp", ".mydata.abcdefgh.tmp", ".checkpoint.pt.TOOLONGNAME.tmp"]
+    users = [".notes.tmp", ".summary.json.tmp", ".mydata.abcdefgh.tmp", ".checkpoint.pt.my backup.tmp",
+             ".metrics.csv.old.v2.tmp", ".config.gin.tmp"]
     for n in own + users:
         (tmp_path / n).write_text("x")
     removed = sorted(os.path.basename(p) for p in remove_stale_temps(tmp_path))
