@@ -613,8 +613,31 @@ def test_planted_cache_files_with_wrong_state_are_retrained_never_a_crash(tmp_pa
             again = pretrain_asm(data, **kw)
         assert not again.from_cache and os.path.isfile(first.path) and not os.path.islink(first.path)
         assert pretrain_asm(data, **kw).from_cache
+        victim = tmp_path / "victim"
+        os.symlink(victim, first.path + ".lock")  # the cache's lock: refused, never created through
+        with pytest.raises(UnsafePathError, match="symbolic link"):
+            pretrain_asm(data, **kw)
+        assert not victim.exists()
     finally:
         gin.clear_config()
+
+
+def test_linked_checkpoints_and_special_registry_files_are_refused(tmp_path):
+    from spin_bench.data.schema import DatasetError
+    from spin_bench.data.store import DatasetStore
+    from spin_bench.train.trainer import load_checkpoint
+
+    real = tmp_path / "elsewhere.pt"
+    torch.save({"step": 1}, real)
+    os.symlink(real, tmp_path / "checkpoint.pt")
+    with pytest.raises(UnreadableFileError, match="symbolic link"):
+        load_checkpoint(str(tmp_path / "checkpoint.pt"))
+    store = tmp_path / "store"
+    store.mkdir()
+    os.mkfifo(store / "registry.json")
+    with deadline():
+        with pytest.raises(DatasetError, match="FIFO"):
+            DatasetStore(store).entries()
 
 
 # ----------------------------------------------------------------------------- estimate
