@@ -226,6 +226,28 @@ def test_archive_skips_linked_and_special_files_and_refuses_a_linked_destination
     assert list(other.iterdir()) == []
 
 
+def test_archive_refuses_a_folder_planted_at_a_files_name(tmp_path):
+    from spin_bench.sweeps.runner import archive_run
+
+    spec, said = _spec(tmp_path), []
+    write_run_dir(spec.run_dir, returns=[1.0], reference=REF)
+    (tmp_path / "archive" / spec.name / "summary.json").mkdir(parents=True)
+    assert not archive_run(spec, str(tmp_path / "archive"), said.append)
+    assert any("cannot write" in m for m in said)
+
+
+@pytest.mark.parametrize("name,make", [("runs", "file"), ("prepare", "file"), ("sweep_status.json", "dir")])
+def test_sweep_refuses_planted_files_where_it_writes_before_any_work(tmp_path, name, make):
+    from spin_bench.sweeps import SweepError, run_sweep
+
+    sweep_dir = tmp_path / "s"
+    sweep_dir.mkdir()
+    (sweep_dir / name).mkdir() if make == "dir" else (sweep_dir / name).write_text("x")
+    with pytest.raises(SweepError, match=name):
+        run_sweep([f"{REPO}/gin/sweeps/smoke.gin"], str(sweep_dir), dry_run=True, log=lambda m: None)
+    assert sorted(os.listdir(sweep_dir)) == [name]
+
+
 def test_archive_with_fifos_never_blocks_the_plan(tmp_path):
     spec = _spec(tmp_path)
     where = tmp_path / "archive" / spec.name
@@ -614,6 +636,7 @@ def test_planted_cache_files_with_wrong_state_are_retrained_never_a_crash(tmp_pa
         assert not again.from_cache and os.path.isfile(first.path) and not os.path.islink(first.path)
         assert pretrain_asm(data, **kw).from_cache
         victim = tmp_path / "victim"
+        os.unlink(first.path + ".lock")
         os.symlink(victim, first.path + ".lock")  # the cache's lock: refused, never created through
         with pytest.raises(UnsafePathError, match="symbolic link"):
             pretrain_asm(data, **kw)

@@ -88,11 +88,19 @@ def _dataset_files(candidates: Iterable[str]) -> Iterable[str]:
     for c in candidates:
         c = os.path.expanduser(os.fspath(c))
         if os.path.isdir(c):
-            for root, dirs, files in os.walk(c):
-                dirs.sort()
-                for f in sorted(files):
-                    if f.endswith(".hdf5"):
-                        yield os.path.join(root, f)
+            stack = [(c, 0)]  # iterative: no recursion limit however deep the folders nest
+            while stack:
+                root, depth = stack.pop()
+                try:
+                    with os.scandir(root) as it:
+                        entries = sorted(it, key=lambda e: e.name)
+                except OSError:
+                    continue
+                for e in entries:
+                    if e.name.endswith(".hdf5") and e.is_file():
+                        yield e.path
+                if depth < 64:
+                    stack.extend((e.path, depth + 1) for e in reversed(entries) if e.is_dir(follow_symlinks=False))
         elif os.path.isfile(c):
             yield c
 

@@ -216,7 +216,11 @@ def archive_run(run: RunSpec, archive_dir: str, log: Callable[[str], None] = pri
         except ValueError as e:  # UnreadableFileError: a link, a FIFO, a device, too large
             log(f"warning: archiving {run.name}: skipped {name}: {configs_error_line(e)}")
             continue
-        atomic_write_bytes(os.path.join(dst, name), data)
+        try:
+            atomic_write_bytes(os.path.join(dst, name), data)  # a rename: replaces a link, never follows it
+        except OSError as e:  # e.g. a directory planted at the file's name
+            log(f"warning: not archiving {run.name}: cannot write {os.path.join(dst, name)} ({e.strerror})")
+            return False
     return True
 
 
@@ -266,6 +270,11 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
     if problem:
         raise SweepError(problem)
     sweep_dir = os.path.abspath(sweep_dir)
+    for name, want_dir in ((RUNS_SUBDIR, True), ("prepare", True), ("report", True), (STATUS_FILE, False)):
+        path = os.path.join(sweep_dir, name)  # what the sweep makes there, checked before any work
+        if os.path.lexists(path) and os.path.isdir(path) != want_dir:
+            raise SweepError(f"--sweep_dir {sweep_dir}: {name} is {'not a directory' if want_dir else 'a directory'}; "
+                             f"remove it (the sweep writes its {'folder' if want_dir else 'status file'} there)")
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(gin_files, sweep_bindings)
     if archive_dir is not None:
@@ -370,8 +379,11 @@ def _execute(jobs: Sequence[Job], ex, status: Status, log, archive_dir: Optional
                     finished_runs += _record_failure(j, bad[key], None, status, log, finished_runs, total_runs)
                 elif all(d in ok for d in j.deps):
                     del waiting[key]
-                    if j.run is not None and os.path.islink(j.run.run_dir):  # never run through a planted link
-                        bad[key] = f"{j.run.run_dir} is a symbolic link; remove it (nothing was written through it)"
+                    if j.run is not None and (os.path.islink(j.run.run_dir) or (
+                            os.path.lexists(j.run.run_dir) and not os.path.isdir(j.run.run_dir))):
+                        # never run through a planted link (or into a file planted at the run's place)
+                        bad[key] = (f"{j.run.run_dir} is a symbolic link or not a directory; remove it "
+                                    f"(nothing was written through it)")
                         finished_runs += _record_failure(j, bad[key], None, status, log, finished_runs, total_runs,
                                                          write_error_log=False)
                         continue

@@ -158,9 +158,10 @@ class Sweep:
         if isinstance(seeds, bool):
             raise SweepError(f"Sweep.seeds must be an int or a list of ints, got {seeds!r}")
         if isinstance(seeds, int):
-            if not 1 <= seeds <= MAX_SEEDS:
-                raise SweepError(f"Sweep.seeds must be a number of seeds in [1, {MAX_SEEDS}] or a list of "
-                                 f"seeds, got {str(seeds)[:40]}")
+            if seeds < 1:
+                raise SweepError(f"Sweep.seeds must be >= 1, got {seeds}")
+            if seeds > MAX_SEEDS:
+                raise SweepError(f"Sweep.seeds must be at most {MAX_SEEDS} seeds, got {str(seeds)[:40]}")
             seeds = range(seeds)
         if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple, range)) or len(seeds) > MAX_SEEDS:
             raise SweepError(f"Sweep.seeds must be an int or a list of at most {MAX_SEEDS} ints, got {str(seeds)[:60]}")
