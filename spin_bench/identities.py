@@ -15,7 +15,7 @@ import os
 import sys
 from typing import List, Optional
 
-from spin_bench.cli import OneLineArgumentParser
+from spin_bench.cli import OneLineArgumentParser, path_problem
 
 PROG = "spin_bench.identities"
 
@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    for flag, values in (("--results_dir", args.results_dir), ("--data", args.data)):
+        for value in values:
+            problem = path_problem(value, flag)
+            if problem:
+                sys.stderr.write(f"{PROG}: error: {problem}\n")
+                return 2
     missing = [d for d in args.data if not os.path.exists(os.path.expanduser(d))]
     if missing:
         sys.stderr.write(f"{PROG}: error: --data {missing[0]}: no such file or directory\n")

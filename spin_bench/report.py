@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from typing import List, Optional
 
-from spin_bench.cli import OneLineArgumentParser  # noqa: E402
+from spin_bench.cli import OneLineArgumentParser, check_seed, directory_problem, path_problem  # noqa: E402
 
 PROG = "spin_bench.report"
 
@@ -57,8 +58,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         problems.append(f"--target_fraction must be > 0 (got {args.target_fraction})")
     if args.smoothing_window < 1:
         problems.append(f"--smoothing_window must be >= 1 (got {args.smoothing_window})")
-    if args.reps < 1:
-        problems.append(f"--reps must be >= 1 (got {args.reps})")
+    if not 1 <= args.reps <= 10**6:
+        problems.append(f"--reps must be in [1, 1000000] (got {args.reps})")
+    if args.final_k is not None and args.final_k > 10**9:
+        problems.append(f"--final_k must be at most 10^9 (got {args.final_k})")
+    if args.smoothing_window > 10**6:
+        problems.append(f"--smoothing_window must be at most 10^6 (got {args.smoothing_window})")
+    if not math.isfinite(args.target_fraction):
+        problems.append(f"--target_fraction must be finite (got {args.target_fraction})")
+    try:
+        check_seed("--seed", args.seed)
+    except ValueError as e:
+        problems.append(str(e))
+    for path in args.results_dir:
+        problem = path_problem(path, "--results_dir")
+        if problem:
+            problems.append(problem)
+    problem = directory_problem(args.out, "--out")
+    if problem:
+        problems.append(problem)
     if problems:
         sys.stderr.write(f"{PROG}: error: {'; '.join(problems)}\n")
         return 2

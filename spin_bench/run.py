@@ -40,7 +40,8 @@ def main(argv):
         print(f"spin_bench.run: error: unexpected arguments: {argv[1:]}", file=sys.stderr)
         return 2
     from spin_bench import configs
-    from spin_bench.cli import directory_problem
+    from spin_bench.atomic import UnsafePathError
+    from spin_bench.cli import check_seed, directory_problem
     from spin_bench.data.schema import DatasetError
     from spin_bench.rundir import default_run_dir
     from spin_bench.safe_load import UnreadableFileError, UnsafeFileError
@@ -59,8 +60,7 @@ def main(argv):
         exp, schedule = Experiment(), Schedule()  # validate required bindings now, before any work
         import gin
         gin.finalize()
-        if FLAGS.seed < 0:
-            raise ValueError(f"--seed must be >= 0, got {FLAGS.seed}")
+        check_seed("--seed", FLAGS.seed)
         check_inputs(exp, schedule)
         if not FLAGS.prepare_only:
             problem = directory_problem(FLAGS.run_dir or FLAGS.results_dir,
@@ -83,8 +83,8 @@ def main(argv):
         name = str(e) or "SIGINT"
         print(f"spin_bench.run: interrupted ({name}); continue with the same command and --resume", file=sys.stderr)
         return 128 + int(getattr(signal, name, signal.SIGINT))
-    except (UnsafeFileError, UnreadableFileError, RunDirError, RunMismatchError, DatasetError,
-            DataIdentityError) as e:  # bad input
+    except (UnsafeFileError, UnreadableFileError, UnsafePathError, RunDirError, RunMismatchError,
+            DatasetError, DataIdentityError) as e:  # bad input
         print(f"spin_bench.run: error: {configs.error_line(e)}", file=sys.stderr)
         return 2
     print(final_text(run_dir, summary))

@@ -27,6 +27,10 @@ ASM_CURVE = "asm_pretrain.csv"
 SUMMARY = "summary.json"
 CHECKPOINT = "checkpoint.pt"
 COMPLETE = "COMPLETE"
+# Every file the suite writes into a run directory (the trainer's, the sweep's): the only
+# names whose temp files (``.<name>.XXXXXXXX.tmp``) a fresh start or resume removes.
+RUN_FILES = (CONFIG, OPERATIVE_CONFIG, IDENTITY, METRICS, SUMMARY, CHECKPOINT, COMPLETE,
+             "sweep_run.json", "run.log", "error.log")
 
 # Bindings that say where things are or how fast they run, not what is computed: they do not
 # make two runs different configurations (the data is identified by its data identity).

@@ -137,7 +137,7 @@ BAD_SOURCES = {
     "partial episode": ("cut", r"expected a whole number of 1000-step episodes, got 1500"),
     "truncated pickle": ("trunc", r"not a readable published dataset pickle \(.*\): truncated or corrupted"),
     "object array": ([(np.array([None] * 17), np.zeros(6, int), 0.0, np.zeros(17), True)],
-                     r"state: expected a 1-D numeric array"),
+                     r"unsafe pickle: refusing dtype 'O8'.*nothing was executed"),
 }
 
 

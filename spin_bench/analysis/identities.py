@@ -21,7 +21,6 @@ that moved since the runs; without ``--write`` it only prints what it would reco
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -89,11 +88,19 @@ def _dataset_files(candidates: Iterable[str]) -> Iterable[str]:
     for c in candidates:
         c = os.path.expanduser(os.fspath(c))
         if os.path.isdir(c):
-            for root, dirs, files in os.walk(c):
-                dirs.sort()
-                for f in sorted(files):
-                    if f.endswith(".hdf5"):
-                        yield os.path.join(root, f)
+            stack = [(c, 0)]  # iterative: no recursion limit however deep the folders nest
+            while stack:
+                root, depth = stack.pop()
+                try:
+                    with os.scandir(root) as it:
+                        entries = sorted(it, key=lambda e: e.name)
+                except OSError:
+                    continue
+                for e in entries:
+                    if e.name.endswith(".hdf5") and e.is_file():
+                        yield e.path
+                if depth < 64:
+                    stack.extend((e.path, depth + 1) for e in reversed(entries) if e.is_dir(follow_symlinks=False))
         elif os.path.isfile(c):
             yield c
 
@@ -190,13 +197,18 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
     ``dataset_identity_backfilled`` saying from where). Returns one row per such run."""
     from spin_bench.atomic import atomic_write_json
 
+    from spin_bench.safe_load import read_json
+
     summaries = {}
     for d in run_dirs:
-        try:
-            with open(os.path.join(d, SUMMARY)) as f:
-                summaries[d] = json.load(f)
-        except (OSError, ValueError):
+        try:  # a regular file, no link: run folders are shared
+            summaries[d] = read_json(os.path.join(d, SUMMARY), "summary.json", follow_symlinks=False)
+        except ValueError:  # unreadable (the report lists it): nothing to backfill
             continue
+        s = summaries[d]
+        if not all(isinstance(s.get(k), (str, type(None))) for k in ("dataset_sha256", "dataset_identity",
+                                                                      "dataset_path")):
+            del summaries[d]  # mistyped record: left as it is (the report excludes it)
     resolver = IdentityResolver(data)
     for s in summaries.values():
         if isinstance(s, dict):

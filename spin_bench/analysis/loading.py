@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import json
 import math
 import os
 from typing import Dict, Iterable, List, Optional, Union
@@ -92,37 +91,70 @@ class LoadResult:
 
 
 _GLOB_CHARS = set("*?[")
+MAX_DEPTH = 64  # folders below an input searched for run directories (a run is 1-6 deep)
+# Bounds of what a run's summary.json and metrics.csv may hold (beyond: a damaged record).
+MAX_NUMBER = 1e15
+MAX_STEPS = 10**12
 
 
 def find_run_dirs(paths_or_globs: Union[str, os.PathLike, Iterable]) -> List[str]:
-    """Every directory holding a ``summary.json`` under the given paths/globs (sorted, unique)."""
+    """Every directory holding a ``summary.json`` under the given paths/globs (sorted, unique).
+
+    The walk is iterative (no recursion limit, however deep the folders nest), stops
+    MAX_DEPTH folders below each input, never follows a link to a folder, and skips folders
+    it cannot list; what a found directory holds is :func:`load_runs`'s business."""
     if isinstance(paths_or_globs, (str, os.PathLike)):
         paths_or_globs = [paths_or_globs]
     found = set()
     for entry in paths_or_globs:
         entry = os.fspath(entry)
         if _GLOB_CHARS & set(entry):
-            matches = sorted(glob.glob(entry, recursive=True))
+            try:
+                matches = sorted(glob.glob(entry, recursive=True))
+            except (RecursionError, OSError) as e:
+                raise AnalysisError(f"{entry}: cannot expand this pattern ({type(e).__name__})") from None
         else:
             if not os.path.exists(entry):
                 raise AnalysisError(f"{entry}: no such file or directory")
             matches = [entry]
         for m in matches:
-            if os.path.isfile(m):
+            if not os.path.isdir(m):
                 if os.path.basename(m) == SUMMARY:
                     found.add(os.path.normpath(os.path.dirname(m) or "."))
                 continue
-            for root, dirs, files in os.walk(m):
-                dirs.sort()
-                if SUMMARY in files:
-                    found.add(os.path.normpath(root))
+            found.update(_walk_for_runs(m))
     return sorted(found)
+
+
+def _walk_for_runs(top: str) -> List[str]:
+    """Directories under `top` (itself included) holding an entry named summary.json."""
+    out = []
+    stack = [(top, 0)]
+    while stack:
+        root, depth = stack.pop()
+        try:
+            with os.scandir(root) as it:
+                entries = list(it)
+        except OSError:  # unlistable, vanished, or a path too long for the system
+            continue
+        names = {e.name for e in entries}
+        if SUMMARY in names:
+            out.append(os.path.normpath(root))
+        if depth >= MAX_DEPTH:
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append((e.path, depth + 1))
+            except OSError:
+                continue
+    return out
 
 
 def _num(x) -> float:
     try:
         v = float(x)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return float("nan")
     return v
 
@@ -134,46 +166,94 @@ class _Excluded(Exception):
 def _run_final_k(summary: dict, run_dir: str, notes: Notes) -> int:
     """The run's own final_k (summary.json), DEFAULT_FINAL_K with a note when it has none."""
     k = summary.get("final_k")
-    if isinstance(k, int) and not isinstance(k, bool) and k >= 1:
+    if isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_STEPS:
         return k
-    notes.info("final score", f"{run_dir}: summary.json records no valid final_k ({k!r}); "
+    notes.info("final score", f"{run_dir}: summary.json records no valid final_k ({repr(k)[:60]}); "
                               f"using {DEFAULT_FINAL_K}")
     return DEFAULT_FINAL_K
 
 
-def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
-    """Parse one run directory -> (run record dict, evals frame); raises _Excluded(reason)."""
-    path = os.path.join(run_dir, SUMMARY)
-    try:
-        with open(path) as f:
-            summary = json.load(f)
-    except (OSError, ValueError) as e:
-        raise _Excluded(f"unreadable summary.json ({type(e).__name__}: {e})")
-    if not isinstance(summary, dict):
-        raise _Excluded("unreadable summary.json (not a JSON object)")
-    status = summary.get("status")
-    if status == "failed":
-        err = summary.get("error") or "no error message"
-        raise _Excluded(f"failed run: {err}")
-    if status != "complete":
-        raise _Excluded(f"incomplete run (status={status!r})")
-    if not os.path.exists(os.path.join(run_dir, COMPLETE)):
-        raise _Excluded("incomplete run (no COMPLETE marker)")
+def _reason(e: Exception, path: str) -> str:
+    """An error of the reading layer as a reason, without the path the report shows anyway."""
+    text = " ".join(str(e).split())
+    return text[len(path) + 2:] if text.startswith(path + ": ") else text
+
+
+def _summary_fields(summary: dict) -> dict:
+    """The fields of a complete run's summary.json the report uses, type-checked: _Excluded
+    naming the first field that is missing or has the wrong type or an impossible value."""
+    from spin_bench.cli import MAX_SEED, PATH_COMPONENT
+    from spin_bench.safe_load import json_int, json_str
+
+    where = "summary.json"
     missing = [k for k in REQUIRED_SUMMARY_KEYS if summary.get(k) in (None, "")]
     if missing:
         raise _Excluded(f"summary.json lacks {', '.join(missing)}")
     try:
-        seed = int(summary["seed"])
-    except (TypeError, ValueError):
-        raise _Excluded(f"summary.json seed {summary['seed']!r} is not an integer")
+        out = {k: json_str(summary, k, where, max_len=100) for k in ("scale", "algo", "task", "level", "method")}
+        out["seed"] = json_int(summary, "seed", where, lo=0, hi=MAX_SEED)
+        out["dataset_sha256"] = json_str(summary, "dataset_sha256", where, max_len=128)
+        for k in ("dataset_id", "dataset_identity", "dataset_path", "device"):
+            out[k] = json_str(summary, k, where, required=False, default="", max_len=4096)
+    except ValueError as e:
+        raise _Excluded(str(e)) from None
+    for k in ("scale", "algo", "task", "level", "method"):
+        if not PATH_COMPONENT.fullmatch(out[k]):
+            raise _Excluded(f"summary.json: {k} must be a simple name, got {out[k][:60]!r}")
+    bins = summary["bins"]
+    values = bins if isinstance(bins, list) else [bins]
+    if (not values or len(values) > 1024
+            or not all(isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 10**6 for b in values)):
+        raise _Excluded(f"summary.json: bins must be an integer >= 2 or a list of them, got {str(bins)[:60]}")
+    out["bins"] = bins
+    return out
+
+
+def _read_metrics(run_dir: str) -> pd.DataFrame:
+    """metrics.csv (a regular file, not a link, at most MAX_CSV_BYTES) as a frame; _Excluded."""
+    import io
+
+    from spin_bench.safe_load import MAX_CSV_BYTES, UnreadableFileError, read_text
 
     mpath = os.path.join(run_dir, METRICS)
-    try:
-        metrics = pd.read_csv(mpath)
-    except FileNotFoundError:
+    if not os.path.lexists(mpath):
         raise _Excluded("no metrics.csv")
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        raise _Excluded(f"unreadable metrics.csv ({type(e).__name__}: {e})")
+    try:
+        text = read_text(mpath, "metrics.csv", MAX_CSV_BYTES, follow_symlinks=False)
+        return pd.read_csv(io.StringIO(text))
+    except UnreadableFileError as e:
+        raise _Excluded(f"unreadable metrics.csv ({_reason(e, mpath)})") from None
+    except (ValueError, pd.errors.ParserError, RecursionError) as e:
+        raise _Excluded(f"unreadable metrics.csv ({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+
+
+def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
+    """Parse one run directory -> (run record dict, evals frame); raises _Excluded(reason).
+
+    Files are read through the safe-reading layer (regular files, size caps, no links) and
+    every field is type-checked, so whatever a run folder holds it is excluded with its reason."""
+    from spin_bench.cli import path_problem
+    from spin_bench.safe_load import UnreadableFileError, read_json
+
+    if path_problem(run_dir, "the run folder"):
+        raise _Excluded("the run folder's name is not valid UTF-8 or too long")
+    path = os.path.join(run_dir, SUMMARY)
+    try:
+        summary = read_json(path, "summary.json", follow_symlinks=False)
+    except UnreadableFileError as e:
+        raise _Excluded(f"unreadable summary.json ({_reason(e, path)})")
+    status = summary.get("status")
+    if status == "failed":
+        err = summary.get("error") or "no error message"
+        raise _Excluded(f"failed run: {str(err)[:2000]}")
+    if status != "complete":
+        raise _Excluded(f"incomplete run (status={repr(status)[:60]})")
+    if not os.path.isfile(os.path.join(run_dir, COMPLETE)):
+        raise _Excluded("incomplete run (no COMPLETE marker)")
+    fields = _summary_fields(summary)
+    seed = fields["seed"]
+
+    metrics = _read_metrics(run_dir)
     lacking = [c for c in REQUIRED_METRICS_COLUMNS if c not in metrics.columns]
     if lacking:
         raise _Excluded(f"metrics.csv lacks column(s) {', '.join(lacking)}")
@@ -185,9 +265,17 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
     if bad.any():
         raise _Excluded(f"metrics.csv has {int(bad.sum())} row(s) with missing or non-numeric "
                         f"step/train_time_s/return_mean")
+    finite = np.isfinite(m.to_numpy(float)) & (np.abs(m.to_numpy(float)) <= MAX_NUMBER)
+    if not finite.all():
+        n_bad = int((~finite.all(axis=1)).sum())
+        raise _Excluded(f"metrics.csv has {n_bad} row(s) with infinite or out-of-range "
+                        f"step/train_time_s/return_mean")
+    if (m["step"] < 0).any() or (m["step"] != np.round(m["step"])).any():
+        raise _Excluded("metrics.csv has a step that is not a non-negative integer")
     for c in ("eval_time_s", "return_std", "normalized_score", "behaviour_nll"):
         m[c] = (pd.to_numeric(metrics[c], errors="coerce") if c in metrics.columns
                 else np.nan)
+        m[c] = m[c].where(np.isfinite(m[c].to_numpy(float)))  # inf -> missing, never a poisoned mean
     m["step"] = m["step"].astype(np.int64)
     m = m.sort_values("step", kind="stable")
     if m["step"].duplicated().any():
@@ -202,8 +290,9 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
     ref_source = ""
     if isinstance(ref, dict):
         expert, random_ = _num(ref.get("expert")), _num(ref.get("random"))
-        ref_source = str(ref.get("source") or "")
-    has_ref = math.isfinite(expert) and math.isfinite(random_) and expert != random_
+        ref_source = str(ref.get("source") or "")[:500]
+    has_ref = (math.isfinite(expert) and math.isfinite(random_) and expert != random_
+               and max(abs(expert), abs(random_)) <= MAX_NUMBER)
     if m["normalized_score"].isna().any() and has_ref:
         fill = (m["return_mean"] - random_) / (expert - random_)
         m["normalized_score"] = m["normalized_score"].fillna(fill)
@@ -212,12 +301,12 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         m["normalized_score"] = np.nan
 
     cfg = {
-        "scale": str(summary["scale"]), "algo": str(summary["algo"]).lower(),
-        "task": str(summary["task"]), "bins": bins_label(summary["bins"]),
-        "level": str(summary["level"]), "method": str(summary["method"]).lower(),
+        "scale": fields["scale"], "algo": fields["algo"].lower(),
+        "task": fields["task"], "bins": bins_label(fields["bins"]),
+        "level": fields["level"], "method": fields["method"].lower(),
     }
     cfg["label"] = method_label(cfg["method"], cfg["algo"])
-    dataset_id = summary.get("dataset_id")
+    dataset_id = fields["dataset_id"]
     if dataset_id in (None, ""):
         dataset_id = f"{cfg['task']}-{cfg['level']}-{cfg['bins']}bins"
         notes.info("dataset", f"{run_dir}: summary.json has no dataset_id; the checksum rule "
@@ -231,6 +320,7 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
     ret = m["return_mean"].to_numpy(float)
     norm = m["normalized_score"].to_numpy(float)
     pretrain = _num(summary.get("pretrain_time_s"))
+    eval_s = _num(summary.get("eval_time_s"))
     record = dict(
         cfg, seed=seed,
         final_return=final_score(ret, k), best_return=float(np.max(ret)),
@@ -240,13 +330,14 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         total_train_min=float(m["train_time_s"].iloc[-1]) / 60.0,
         pretrain_min=(pretrain / 60.0) if math.isfinite(pretrain) else 0.0,
         eval_min=(float(m["eval_time_s"].iloc[-1]) / 60.0
-                  if m["eval_time_s"].notna().any() else _num(summary.get("eval_time_s")) / 60.0),
+                  if m["eval_time_s"].notna().any() else
+                  (eval_s / 60.0 if math.isfinite(eval_s) else float("nan"))),
         has_reference=has_norm, reference_expert=expert if has_ref else float("nan"),
         reference_random=random_ if has_ref else float("nan"), reference_source=ref_source,
-        dataset_id=str(dataset_id), dataset_sha256=str(summary["dataset_sha256"]),
-        dataset_identity=str(summary.get("dataset_identity") or ""),
-        dataset_path=str(summary.get("dataset_path") or ""),
-        device=str(summary.get("device") or ""), machine=_machine(summary), run_dir=run_dir,
+        dataset_id=str(dataset_id), dataset_sha256=fields["dataset_sha256"],
+        dataset_identity=fields["dataset_identity"],
+        dataset_path=fields["dataset_path"],
+        device=fields["device"], machine=_machine(summary), run_dir=run_dir,
     )
     bindings = _read_config(run_dir, notes)
     record.update(_asm_fields(cfg["method"], summary, bindings))

@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from spin_bench.analysis.labels import (cell_sort_key, method_color, method_linestyle, method_marker,
                                         order_methods)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, GroupAggregate
+from spin_bench.atomic import atomic_output
 from spin_bench.vocab import method_label
 
 FULL_WIDTH = 7.0
@@ -46,8 +47,9 @@ def save_figure(fig, path_stem: str) -> List[str]:
         for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None,
                                                                  "Producer": None})):
             p = f"{path_stem}.{ext}"
-            fig.savefig(p, bbox_inches="tight", pad_inches=0.03, metadata=meta,
-                        dpi=STYLE["savefig.dpi"])
+            with atomic_output(p) as tmp:  # write-and-rename: never through a planted link
+                fig.savefig(tmp, format=ext, bbox_inches="tight", pad_inches=0.03, metadata=meta,
+                            dpi=STYLE["savefig.dpi"])
             paths.append(p)
     return paths
 

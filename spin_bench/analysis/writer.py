@@ -25,6 +25,7 @@ from spin_bench.analysis.study import has_budget_axis
 from spin_bench.analysis.study_report import budget_section
 from spin_bench.analysis.tables import CellTable, per_cell_table
 from spin_bench.analysis.ttt import NLL_REFERENCE, TimeToTargetResult, nll_steps_to_target, time_to_target
+from spin_bench.atomic import atomic_write_text
 from spin_bench.vocab import algo_label, method_label
 
 logger = logging.getLogger("spin_bench.analysis")
@@ -572,7 +573,7 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
     scores = _scores_frame(load, ttt)
     files = []
     p = os.path.join(out_dir, "scores.csv")
-    scores.to_csv(p, index=False, float_format="%.6g")
+    atomic_write_text(p, _printable(scores.to_csv(index=False, float_format="%.6g")))
     files.append(p)
 
     groups = sorted({(r.scale, r.algo) for r in load.runs.itertuples()})
@@ -650,9 +651,15 @@ def write_report(source, out_dir: str, seed: int = 0, final_k: Optional[int] = N
             for r in load.excluded.itertuples()))
     for name, text in (("leaderboard.md", "\n".join(doc.md)), ("leaderboard.tex", "\n".join(doc.tex))):
         p = os.path.join(out_dir, name)
-        with open(p, "w") as fh:
-            fh.write(text.rstrip("\n") + "\n")
+        # write-and-rename: a link planted in a shared report folder is replaced, not written
+        # through; names that are not UTF-8 (excluded runs) are shown escaped
+        atomic_write_text(p, _printable(text.rstrip("\n") + "\n"))
         files.insert(0, p)
     logger.info("report: wrote %d files to %s", len(files), out_dir)
     return Report(load=load, table=table, aggregates=agg, ttt=ttt, scores=scores,
                   messages=notes, files=files, settings=settings)
+
+
+def _printable(text: str) -> str:
+    """`text` as valid UTF-8: stray surrogates (from file names that are not UTF-8) escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -24,8 +24,14 @@ _IDENTITY_PREFIX = "# data identity "
 
 def sha256_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    from spin_bench.safe_load import open_regular
+
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    try:
+        f = open_regular(path, "file", 2**62)  # never blocks on a FIFO, never hashes a device
+    except ValueError as e:  # UnreadableFileError: as an OSError, what callers of a hash expect
+        raise OSError(str(e)) from None
+    with f:
         while True:
             block = f.read(chunk_size)
             if not block:
@@ -59,13 +65,15 @@ def write_sidecar(path: PathLike, digest: str, identity: Optional[str] = None) -
 
 
 def _sidecar_text(path: PathLike) -> Optional[str]:
+    from spin_bench.safe_load import UnreadableFileError, read_bytes
+
     side = sidecar_path(path)
-    try:
-        return side.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
+    if not os.path.lexists(side):
         return None
-    except OSError as e:
-        raise DatasetError(f"{side}: cannot read the checksum sidecar ({e})", path=side) from None
+    try:  # a regular file of at most 64 KiB: a FIFO or a device is refused, never read
+        return read_bytes(side, "checksum sidecar", 65536).decode("utf-8", errors="replace")
+    except UnreadableFileError as e:
+        raise DatasetError(str(e), path=side) from None
 
 
 def read_sidecar(path: PathLike) -> Optional[str]:

@@ -107,10 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_values(a: argparse.Namespace) -> None:
+    """The numeric flags, and every path's name, before any file is read (one line naming the flag)."""
+    from spin_bench.cli import path_problem
+
+    for flag, lo, hi in (("bins", 2, 10**4), ("version", 1, 10**6), ("episode_length", 0, 10**7)):
+        value = getattr(a, flag, None)
+        if value is not None and not lo <= value <= hi:
+            extra = " (0 trusts the source's done flags)" if flag == "episode_length" else ""
+            raise _Usage(f"--{flag} must be an integer >= {lo} and at most {hi}{extra}, got {value}")
+    for flag in ("source", "out", "data_dir", "minari_root", "file", "id"):
+        value = getattr(a, flag, None)
+        problem = path_problem(value, f"--{flag}") if isinstance(value, str) else None
+        if problem:
+            raise _Usage(problem)
+    for value in getattr(a, "files", None) or ():
+        problem = path_problem(value, "FILE_OR_ID")
+        if problem:
+            raise _Usage(problem)
+
+
 def _check_dirs(a: argparse.Namespace) -> None:
     """--data_dir, and the directory --out is written into, must be (or become) directories."""
     from spin_bench.cli import directory_problem
 
+    _check_values(a)
     checks = [(getattr(a, "data_dir", None), "--data_dir")]
     if getattr(a, "out", None):
         if os.path.isdir(a.out):

@@ -18,7 +18,7 @@ from spin_bench.data.identity import IDENTITY_ATTR, data_identity
 from spin_bench.data.schema import (ARRAY_KEYS, FLOAT_KEYS, FORMAT_VERSION, BinsLike, DatasetError,
                                     check_header, check_values, coerce_arrays, count_episodes,
                                     dataset_id)
-from spin_bench.data.header import JSON_ATTRS, header_of, one_line, open_file
+from spin_bench.data.header import JSON_ATTRS, check_storage, header_of, one_line, open_file
 from spin_bench.data.store import registered_checksums, resolve_path
 from spin_bench.envs.registry import BENCHMARK_TASKS
 
@@ -321,6 +321,7 @@ def load_dataset(path: PathLike, *, task: Optional[str] = None, bins: Optional[B
                     f"re-import it, or pass verify_checksum=False to load it anyway", path=p)
     with open_file(p) as f:
         attrs, file_bins = header_of(f, p, task=task, bins=bins, obs_dim=obs_dim)
+        check_storage(f, p)  # declared sizes backed by real storage and memory, before reading
         arrays: Dict[str, np.ndarray] = {}
         for key in ARRAY_KEYS:
             try:

@@ -5,6 +5,7 @@ files by their header; :mod:`spin_bench.data.dataset` reads and validates the da
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -90,3 +91,60 @@ def read_header(path: PathLike, *, task: Optional[str] = None, bins: Optional[Bi
                 "dtypes": {k: np.dtype(f[k].dtype).name for k in ARRAY_KEYS},
                 "num_transitions": int(f["observations"].shape[0]),
                 "compression": f["observations"].compression}
+
+
+# The largest ratio of a chunked array's declared bytes to its stored bytes a real file has
+# (deflate caps at about 1032:1, which constant arrays such as `terminals` reach).
+MAX_COMPRESSION_RATIO = 2000
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f.read(65536).splitlines():
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_storage(f: h5py.File, path: Path) -> int:
+    """DatasetError unless every array's declared size is backed by the file's real storage
+    (contiguous: all its bytes stored; chunked: every chunk written, and at most
+    MAX_COMPRESSION_RATIO times the stored bytes) and all of them fit in available memory,
+    checked before anything is read (a 10 KB file declaring 200 million rows is refused, not
+    loaded). Returns the declared bytes."""
+    total = 0
+    for key in ARRAY_KEYS:
+        d = f[key]
+        declared = int(np.prod(d.shape, dtype=object)) * int(d.dtype.itemsize)
+        total += declared
+        if declared == 0:
+            continue
+        try:
+            stored = int(d.id.get_storage_size())
+            chunks = d.chunks
+            if chunks is None:
+                complete = stored >= declared or d.compression is not None
+            else:
+                per_dim = [-(-int(n) // int(c)) for n, c in zip(d.shape, chunks)]
+                expected = int(np.prod(per_dim, dtype=object))
+                complete = int(d.id.get_num_chunks()) >= expected
+        except (AttributeError, RuntimeError, ValueError, OSError):  # an old h5py: storage size only
+            stored, complete = int(d.id.get_storage_size()), True
+        if not complete or declared > max(stored, 1) * MAX_COMPRESSION_RATIO:
+            raise DatasetError(
+                f"{path}: {key}: expected stored data for its declared shape {tuple(d.shape)} "
+                f"({declared / 2**20:.1f} MiB), got {stored} stored bytes"
+                + ("" if complete else " and unwritten chunks")
+                + ": the file is truncated or crafted; not loaded", path=path, key=key)
+    avail = available_memory()
+    if avail is not None and total > avail:
+        raise DatasetError(f"{path}: its arrays need {total / 2**30:.1f} GiB, more than the "
+                           f"{avail / 2**30:.1f} GiB of memory available; not loaded", path=path)
+    return total

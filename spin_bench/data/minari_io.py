@@ -206,6 +206,39 @@ def _open_minari(source: PathLike, root: Optional[PathLike]):
     return minari.MinariDataset(data), data
 
 
+def _provenance(raw: Any, data_path: Path) -> Dict[str, Any]:
+    """Our provenance record in a Minari dataset's metadata, every field of its type, else
+    DatasetError naming the file and the field (never a bare KeyError)."""
+    where = f"{data_path / 'metadata.json'}: {PROVENANCE_KEY}"
+
+    def bad(what: str) -> DatasetError:
+        return DatasetError(f"{where}: malformed provenance: {what} (re-export the dataset, or remove "
+                            f"{PROVENANCE_KEY} and pass --task and --level)", path=data_path, key=PROVENANCE_KEY)
+
+    try:
+        prov = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except (ValueError, RecursionError):
+        raise bad("not valid JSON") from None
+    if not isinstance(prov, dict):
+        raise bad(f"expected a JSON object, got {type(prov).__name__}")
+    attrs, sums = prov.get("attrs"), prov.get("array_sha256")
+    if not isinstance(attrs, dict):
+        raise bad("'attrs' must be an object")
+    if not isinstance(sums, dict) or not all(isinstance(sums.get(k), str) for k in ARRAY_KEYS):
+        raise bad(f"'array_sha256' must map each of {', '.join(ARRAY_KEYS)} to a sha256 string")
+    if not isinstance(prov.get("sha256"), str):
+        raise bad("'sha256' must be a string")
+    for key in ("task", "level"):
+        if not isinstance(attrs.get(key), str):
+            raise bad(f"attrs.{key} must be a string")
+    if attrs.get("dataset_id") is not None and not isinstance(attrs["dataset_id"], str):
+        raise bad("attrs.dataset_id must be a string")
+    if "behaviour_returns" in attrs and not (isinstance(attrs["behaviour_returns"], list) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in attrs["behaviour_returns"])):
+        raise bad("attrs.behaviour_returns must be a list of numbers")
+    return prov
+
+
 def import_minari(source: PathLike, *, root: Optional[PathLike] = None, out: Optional[PathLike] = None,
                   data_dir: Optional[PathLike] = None, overwrite: bool = False,
                   task: Optional[str] = None, level: Optional[str] = None) -> Tuple[Path, str]:
@@ -216,7 +249,7 @@ def import_minari(source: PathLike, *, root: Optional[PathLike] = None, out: Opt
 
     mds, data_path = _open_minari(source, root)
     meta = mds.storage.metadata
-    prov = json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else None
+    prov = _provenance(meta[PROVENANCE_KEY], data_path) if PROVENANCE_KEY in meta else None
     if not isinstance(mds.action_space, gym.spaces.MultiDiscrete) or mds.action_space.nvec.ndim != 1:
         raise DatasetError(f"{data_path}: action_space: expected MultiDiscrete over one axis, got "
                            f"{mds.action_space}", path=data_path, key="action_space")

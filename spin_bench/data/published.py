@@ -11,6 +11,7 @@ code), rebuild episode boundaries, and write our HDF5 format: float32 observatio
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -23,6 +24,7 @@ from spin_bench.data.dataset import write_dataset
 from spin_bench.data.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from spin_bench.data.schema import DatasetError, action_dtype, dataset_id
 from spin_bench.data.store import DatasetStore
+from spin_bench.safe_load import MAX_PICKLE_BYTES, UnreadableFileError, open_regular
 from spin_bench.envs.registry import get_task_spec
 from spin_bench.vocab import LEVELS
 
@@ -53,12 +55,10 @@ def read_published_pickle(path: PathLike) -> Any:
     """Unpickle a published file with the restricted unpickler (DatasetError on failure)."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "published dataset pickle", MAX_PICKLE_BYTES) as f:  # no FIFOs, devices
             return RestrictedUnpickler(f).load()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file", path=path) from None
-    except IsADirectoryError:
-        raise DatasetError(f"{path}: expected a pickle file, got a directory", path=path) from None
+    except UnreadableFileError as e:
+        raise DatasetError(str(e), path=path) from None
     except UnsafePickleError as e:
         raise DatasetError(f"{path}: unsafe pickle: {e}", path=path) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
@@ -241,7 +241,16 @@ def import_published(source: PathLike, task: str, level: str, bins: int, *,
         raise ValueError(f"bins must be an integer >= 2 (the published '<bins>_bins' folder), "
                          f"got {bins!r}")
     bins = int(bins)
+    if episode_length is not None and (isinstance(episode_length, bool) or not isinstance(episode_length, int)
+                                       or not 1 <= episode_length <= 10**7):
+        raise ValueError(f"episode_length must be a positive integer (at most 10^7) or None, got {episode_length!r}")
     src = published_path(source, task, level, bins)
+    if os.path.lexists(src) and not src.is_dir():
+        try:  # a FIFO, a device or an oversized file is named as such, never read
+            with open_regular(src, "published dataset pickle", MAX_PICKLE_BYTES):
+                pass
+        except UnreadableFileError as e:
+            raise DatasetError(str(e), path=src) from None
     if not src.is_file():
         hint = f"; {spec.name} was published with bins {list(spec.published_bins)}" \
             if bins not in spec.published_bins else ""

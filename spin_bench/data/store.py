@@ -66,13 +66,14 @@ class DatasetStore:
 
     # ------------------------------------------------------------------ registry file
     def _read(self) -> Dict[str, Dict[str, Any]]:
-        try:
-            text = self.registry_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        from spin_bench.safe_load import MAX_JSON_BYTES, UnreadableFileError, read_text
+
+        if not os.path.lexists(self.registry_path):
             return {}
-        except OSError as e:
-            raise DatasetError(f"{self.registry_path}: cannot read the registry ({e})",
-                               path=self.registry_path) from None
+        try:  # a regular file within the JSON cap: a FIFO or a device is refused, never read
+            text = read_text(self.registry_path, "dataset registry", MAX_JSON_BYTES)
+        except UnreadableFileError as e:
+            raise DatasetError(str(e), path=self.registry_path) from None
         try:
             doc = json.loads(text)
             datasets = doc["datasets"]

@@ -33,6 +33,9 @@ def _parse_gin(task, gin_files, gin_bindings):
     configs.parse(files, gin_bindings or [])
 
 
+MAX_TRANSITIONS = 10**8  # a dataset larger than this is not a benchmark dataset (memory: see docs/scales.md)
+
+
 def _check_args(args) -> None:
     """One validation pass over the flags, before any work (raises _BadInput naming the flag)."""
     from spin_bench.cli import directory_problem
@@ -42,11 +45,21 @@ def _check_args(args) -> None:
         raise _BadInput(f"--task must be one of {sorted(BENCHMARK_TASKS)}, got {args.task!r}")
     if getattr(args, "level", None) is not None and args.level not in (*LEVELS, "all"):
         raise _BadInput(f"--level must be one of {[*LEVELS, 'all']}, got {args.level!r}")
-    for flag, low in (("bins", 2), ("num_transitions", 1), ("num_workers", 1), ("num_envs", 1),
-                      ("episodes", 1), ("seed", 0)):
+    from spin_bench.cli import MAX_SEED, path_problem
+
+    for flag, low, high in (("bins", 2, 10**4), ("num_transitions", 1, MAX_TRANSITIONS), ("num_workers", 1, 1024),
+                            ("num_envs", 1, 10**4), ("episodes", 1, 10**7), ("seed", 0, MAX_SEED)):
         value = getattr(args, flag, None)
         if value is not None and value < low:
             raise _BadInput(f"--{flag} must be >= {low}, got {value}")
+        if value is not None and value > high:
+            raise _BadInput(f"--{flag} must be at most {high}, got {value}")
+    for flag in ("out", "resume_from", "gin_file"):
+        values = getattr(args, flag, None)
+        for value in (values if isinstance(values, list) else [values]):
+            problem = path_problem(value, f"--{flag}") if isinstance(value, str) else None
+            if problem:
+                raise _BadInput(problem)
     for flag in ("data_dir", "out_dir", "run_dir"):
         value = getattr(args, flag, None)
         problem = directory_problem(value, f"--{flag}") if value else None
@@ -58,6 +71,8 @@ def _check_args(args) -> None:
     if out:
         if os.path.isdir(out):
             raise _BadInput(f"--out {out} is a directory; --out names the dataset file to write")
+        if os.path.lexists(out) and not getattr(args, "overwrite", False):
+            raise _BadInput(f"--out {out}: already exists; pass --overwrite to replace it")
         problem = directory_problem(os.path.dirname(os.path.abspath(out)), f"--out {out}: its directory")
         if problem:
             raise _BadInput(problem)
@@ -170,6 +185,7 @@ def main(argv=None):
     g.add_argument("--num_transitions", type=int, default=None,
                    help="default: the published size of the level")
     g.add_argument("--out", default=None, help="write this file instead of the store's path")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     g.add_argument("--seed", type=int, default=0,
                    help="collection seed (episodes' env and action-noise streams; default 0)")
     g.add_argument("--data_dir", default=None,

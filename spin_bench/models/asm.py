@@ -244,12 +244,48 @@ class ASMCheckpoint:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ASMCheckpoint":
         """Load with ``weights_only=True`` (tensors and plain Python containers only)."""
-        d = load_torch_file(path, "ASM cache file")  # tensors and plain values only
+        # tensors and plain values only; a regular file, not a link (the cache may be shared)
+        d = load_torch_file(path, "ASM cache file", follow_symlinks=False)
         if not isinstance(d, dict) or "state_dict" not in d:
             raise UnreadableFileError(f"{os.fspath(path)}: not an ASM cache file")
         d.pop("format_version", None)
         names = {f.name for f in dataclasses.fields(cls)}
+        _check_cached(d, os.fspath(path))
         return cls(**{k: v for k, v in d.items() if k in names}, path=os.fspath(path))
+
+
+def _check_cached(d: dict, path: str) -> None:
+    """UnreadableFileError unless `d` is what :meth:`ASMCheckpoint.to_dict` writes: every field
+    of its type, and a state_dict with exactly the tensors (names, shapes, dtypes) of the ASM its
+    config describes (checked on the meta device: nothing is allocated)."""
+    def bad(what: str) -> UnreadableFileError:
+        return UnreadableFileError(f"{path}: not a usable ASM cache file ({what})")
+
+    sd, config = d.get("state_dict"), d.get("config")
+    if not isinstance(sd, dict) or not sd or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                      for k, v in sd.items()):
+        raise bad("its state_dict is empty or not a dict of named tensors")
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise bad("its config is not a dict")
+    for key, kind in (("train_config", dict), ("history", list), ("final_metrics", dict)):
+        if not isinstance(d.get(key), kind):
+            raise bad(f"{key} is not a {kind.__name__}")
+    secs = d.get("pretrain_seconds")
+    if isinstance(secs, bool) or not isinstance(secs, (int, float)) or not math.isfinite(secs) or secs < 0:
+        raise bad("pretrain_seconds is not a finite number >= 0")
+    for key in ("cache_key", "dataset_sha256", "dataset_identity", "device"):
+        if d.get(key) is not None and not isinstance(d[key], str):
+            raise bad(f"{key} is not a string")
+    try:
+        with torch.device("meta"):
+            expected = ActionStructureModel(**config).state_dict()
+    except Exception as e:  # noqa: BLE001 - any config the model refuses: not ours
+        raise bad(f"its config does not describe an ASM: {type(e).__name__}") from None
+    if set(expected) != set(sd):
+        raise bad(f"its state_dict has {len(sd)} tensors, not the {len(expected)} its config needs")
+    for k, t in expected.items():
+        if tuple(sd[k].shape) != tuple(t.shape) or sd[k].dtype != t.dtype:
+            raise bad(f"tensor {k} has shape {tuple(sd[k].shape)} {sd[k].dtype}, expected {tuple(t.shape)} {t.dtype}")
 
 
 def tensors_sha256(*tensors: torch.Tensor) -> str:
@@ -358,12 +394,12 @@ def pretrain_asm(dataset_tensors: dict[str, torch.Tensor], *, bins: Sequence[int
 def _load_cached(path: str) -> Optional[ASMCheckpoint]:
     """The checkpoint cached at `path` (``from_cache=True``), or None when absent, corrupt or
     incompatible (it is then retrained and overwritten); UnsafeFileError for a planted pickle."""
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
     try:  # a file that would run code is refused (UnsafeFileError), never retrained over
         ckpt = ASMCheckpoint.load(path)
-    except (UnreadableFileError, TypeError):  # truncated, corrupt or incompatible: a cache miss
-        return None
+    except (UnreadableFileError, TypeError):  # truncated, corrupt, planted with a wrong or empty
+        return None  # state_dict, a FIFO or a link: a cache miss (retrained and replaced by rename)
     ckpt.from_cache = True
     return ckpt
 

@@ -36,8 +36,9 @@ def as_bins(bins: Sequence[int] | int, num_slots: Optional[int] = None) -> tuple
 
 def bins_mask(bins: Sequence[int]) -> torch.Tensor:
     """Boolean (N, max_bins) with ``mask[i, j] = j < bins[i]``."""
-    b = torch.as_tensor(list(bins), dtype=torch.long)
-    return torch.arange(int(b.max()))[None, :] < b[:, None]
+    bins = [int(x) for x in bins]
+    b = torch.as_tensor(bins, dtype=torch.long)
+    return torch.arange(max(bins))[None, :] < b[:, None]  # no .item(): works on the meta device too
 
 
 def mask_value(dtype: torch.dtype) -> float:

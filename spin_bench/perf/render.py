@@ -13,11 +13,13 @@ def read_results(paths: Sequence[str]) -> List[dict]:
     """The result objects of earlier ``--json`` runs (lines starting with '{'); ValueError names
     the file that cannot be read."""
     rows: List[dict] = []
+    from spin_bench.safe_load import MAX_TEXT_BYTES, read_text
+
     for path in paths:
-        try:
-            with open(path) as f:
-                rows += [json.loads(line) for line in f if line.strip().startswith("{")]
-        except (OSError, ValueError) as e:
+        try:  # a regular file within the cap (a FIFO or /dev/zero is refused, not read)
+            text = read_text(path, "bench results file", MAX_TEXT_BYTES)
+            rows += [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+        except (OSError, ValueError, RecursionError) as e:
             raise ValueError(f"{path}: expected a file of python -m spin_bench.bench --json lines ({e})") from None
     return rows
 

@@ -18,7 +18,8 @@ lower bound); the longest single run is printed too.
 """
 from __future__ import annotations
 
-import json
+import ast
+import math
 import os
 import sys
 from collections import defaultdict
@@ -27,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import gin
 
 from spin_bench import configs
-from spin_bench.cli import OneLineArgumentParser
+from spin_bench.cli import OneLineArgumentParser, path_problem
 from spin_bench.rundir import OPERATIVE_CONFIG, SUMMARY
 
 
@@ -43,30 +44,87 @@ def _asm_steps(num_transitions: int) -> int:
                          configs.query("pretrain_asm.batch_size", 1024))
 
 
+# Bounds of a calibration run's numbers (beyond them a record is damaged, not a measurement).
+MAX_SECONDS = 10**9
+MAX_STEPS = 10**12
+ASM_BINDINGS = ("pretrain_asm.steps", "pretrain_asm.epochs", "pretrain_asm.batch_size")
+
+
+def gin_values(text: str, names: Sequence[str], where: str) -> Dict[str, object]:
+    """The values of `names` in a gin file's text, read as plain ``name = value`` lines: each
+    value must be a Python literal (a number, None, a string...), evaluated with
+    ``ast.literal_eval``. Nothing in the file is executed or imported (``import`` and
+    ``include`` lines are plain text here). EstimateError for a value that is not a literal."""
+    from spin_bench.rundir import config_bindings as bindings_of
+
+    out: Dict[str, object] = {}
+    found = bindings_of(text)
+    for name in names:
+        if name not in found:
+            continue
+        try:
+            out[name] = ast.literal_eval(found[name])
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise EstimateError(f"{where}: {name} = {found[name][:40]!r}: expected a literal value") from None
+    return out
+
+
+def _asm_steps_of(values: Dict[str, object], num_transitions: int, where: str) -> int:
+    """ASM steps of a calibration run from its operative config's pretrain_asm values."""
+    from spin_bench.models.asm import asm_num_steps
+
+    steps, epochs = values.get("pretrain_asm.steps"), values.get("pretrain_asm.epochs")
+    batch = values.get("pretrain_asm.batch_size", 1024)
+    for name, v, lo, hi in (("pretrain_asm.steps", steps, 1, MAX_STEPS), ("pretrain_asm.epochs", epochs, 1e-6, 1e6),
+                            ("pretrain_asm.batch_size", batch, 1, 10**7)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                              or not lo <= v <= hi or (name != "pretrain_asm.epochs" and v != int(v))):
+            raise EstimateError(f"{where}: {name} = {v!r}: expected a number in [{lo}, {hi}]")
+    try:
+        return asm_num_steps(num_transitions, None if steps is None else int(steps), epochs, int(batch))
+    except ValueError as e:
+        raise EstimateError(f"{where}: {e}") from None
+
+
 def load_calibration(run_dirs: Sequence[str]) -> Tuple[str, Dict[str, dict]]:
-    """Per method: steps/s of the training clock (ASM excluded), ASM steps/s, evaluation fraction."""
+    """Per method: steps/s of the training clock (ASM excluded), ASM steps/s, evaluation fraction.
+
+    Each run is read from its summary.json (regular file, no links, every field type-checked)
+    and, for SPIN, the pretrain_asm lines of its operative_config.gin read as plain text:
+    nothing in a calibration folder is executed or imported."""
+    from spin_bench.safe_load import json_float, json_int, json_str, read_json, read_text
+
     out: Dict[str, dict] = {}
     tasks = set()
     for d in run_dirs:
         path = os.path.join(d, SUMMARY)
         try:
-            with open(path) as f:
-                s = json.load(f)
-            method, steps, train = s["method"], int(s["num_steps"]), float(s["train_time_s"])
-            pre, ev = float(s.get("pretrain_time_s") or 0.0), float(s["eval_time_s"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise EstimateError(f"{path}: expected a finished run's summary.json with method, num_steps, "
-                                f"train_time_s and eval_time_s ({e})") from None
-        if s.get("status") != "complete":
-            raise EstimateError(f"{path}: the run is not complete (status {s.get('status')!r})")
-        tasks.add(s["task"])
+            s = read_json(path, "calibration summary.json", follow_symlinks=False)
+            if s.get("status") != "complete":
+                raise EstimateError(f"{path}: the run is not complete (status {repr(s.get('status'))[:40]})")
+            method, task = json_str(s, "method", path, max_len=100), json_str(s, "task", path, max_len=100)
+            steps = json_int(s, "num_steps", path, lo=1, hi=MAX_STEPS)
+            train = json_float(s, "train_time_s", path, lo=0, hi=MAX_SECONDS)
+            pre = json_float(s, "pretrain_time_s", path, lo=0, hi=MAX_SECONDS, required=False, default=0.0)
+            ev = json_float(s, "eval_time_s", path, lo=0, hi=MAX_SECONDS)
+        except EstimateError:
+            raise
+        except ValueError as e:  # UnreadableFileError, FieldError
+            raise EstimateError(f"{configs.error_line(e)} (expected a finished run's summary.json with method, "
+                                f"num_steps, train_time_s and eval_time_s)") from None
+        if not train - pre > 0:
+            raise EstimateError(f"{path}: train_time_s ({train:g}) must exceed pretrain_time_s ({pre:g}): "
+                                f"no training time to measure a rate from")
+        tasks.add(task)
         entry = {"rate": steps / (train - pre), "eval_fraction": ev / (train - pre)}
         if pre > 0:
-            configs.parse([os.path.join(d, OPERATIVE_CONFIG)], [], finalize=False)
+            gin_path = os.path.join(d, OPERATIVE_CONFIG)
             try:
-                entry["asm_rate"] = _asm_steps(int(s["num_transitions"])) / pre
-            finally:
-                gin.clear_config()
+                text = read_text(gin_path, "calibration operative_config.gin", follow_symlinks=False)
+                n = json_int(s, "num_transitions", path, lo=1, hi=10**10)
+            except ValueError as e:
+                raise EstimateError(configs.error_line(e)) from None
+            entry["asm_rate"] = _asm_steps_of(gin_values(text, ASM_BINDINGS, gin_path), n, gin_path) / pre
         out[method] = entry
     if len(tasks) != 1:
         raise EstimateError(f"calibration runs must share one task, got {sorted(tasks)}")
@@ -78,12 +136,22 @@ def load_bench(paths: Sequence[str]) -> Dict[Tuple[str, str], float]:
     from spin_bench.perf.render import read_results
 
     try:
-        return {(r["task"], r["method"]): float(r["steps_per_s"])
-                for r in read_results(paths) if r.get("kind") in ("train", "asm")}
+        rows = read_results(paths)
     except ValueError as e:
         raise EstimateError(str(e)) from None
-    except KeyError as e:
-        raise EstimateError(f"{', '.join(paths)}: a bench line lacks {e}") from None
+    out: Dict[Tuple[str, str], float] = {}
+    for r in rows:
+        if not isinstance(r, dict) or r.get("kind") not in ("train", "asm"):
+            continue
+        task, method, rate = r.get("task"), r.get("method"), r.get("steps_per_s")
+        if not isinstance(task, str) or not isinstance(method, str):
+            raise EstimateError(f"{', '.join(paths)}: a bench line lacks its task or method")
+        if (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate)
+                or not 0 < rate < 1e12):
+            raise EstimateError(f"{', '.join(paths)}: bench rate of {task} {method}: expected a positive "
+                                f"finite steps_per_s, got {repr(rate)[:40]}")
+        out[(task, method)] = float(rate)
+    return out
 
 
 def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_files: Sequence[str],
@@ -126,6 +194,9 @@ def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_fi
         train = steps / (c["rate"] * bench_ratio(r.task, r.method))
         asm = 0.0
         if r.method == "spin":
+            if "asm_rate" not in c:
+                raise EstimateError(f"the spin calibration run in {', '.join(calibration_dirs[:1])}... records no "
+                                    f"ASM pre-training time (pretrain_time_s): no ASM rate to estimate from")
             asm = asm_steps / (c["asm_rate"] * bench_ratio(r.task, "asm"))
         out.append({"task": r.task, "level": r.level, "method": r.method, "seed": r.seed, "train_s": train,
                     "asm_s": asm, "eval_s": train * c["eval_fraction"]})
@@ -160,10 +231,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.workers < 1:
         p.error(f"--workers must be >= 1, got {a.workers}")
+    for flag, value in [("--calibration", a.calibration)] + [("--bench", b) for b in a.bench] + [
+            ("--gin_file", g) for g in a.gin_file]:
+        problem = path_problem(value, flag)
+        if problem:
+            p.error(problem)
+    if a.workers > 10**6:
+        p.error(f"--workers must be at most 1000000, got {a.workers}")
     if not os.path.isdir(a.calibration):
         p.error(f"--calibration {a.calibration}: not a directory")
-    dirs = sorted(os.path.join(a.calibration, d) for d in os.listdir(a.calibration)
-                  if os.path.isfile(os.path.join(a.calibration, d, SUMMARY)))
+    try:
+        names = os.listdir(a.calibration)
+    except OSError as e:
+        p.error(f"--calibration {a.calibration}: cannot list it ({e.strerror})")
+    dirs = sorted(os.path.join(a.calibration, d) for d in names
+                  if not path_problem(d, "name") and not os.path.islink(os.path.join(a.calibration, d))
+                  and os.path.isfile(os.path.join(a.calibration, d, SUMMARY)))
     if not dirs:
         p.error(f"--calibration {a.calibration}: no run directories with a summary.json")
     try:

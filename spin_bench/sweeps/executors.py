@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Optional
 
-from spin_bench.atomic import atomic_write_text
+from spin_bench.atomic import UnsafePathError, atomic_write_text, open_append
 
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                   "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -91,7 +91,11 @@ def execute_job(payload: dict) -> dict:
     os.makedirs(os.path.dirname(log), exist_ok=True)
     host = socket.gethostname()
     t0 = time.time()
-    with open(log, "ab") as f:
+    try:
+        f = open_append(log, "job log")  # O_NOFOLLOW: never appends through a planted link
+    except (UnsafePathError, OSError) as e:
+        return {"returncode": 2, "elapsed_s": 0.0, "tail": f"spin_bench.sweep: error: {e}", "host": host}
+    with f:
         header = (f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {payload['kind']} on {host}: "
                   f"python -m spin_bench.run {' '.join(shlex.quote(a) for a in args)}\n")
         f.write(header.encode())

@@ -46,10 +46,14 @@ def main(argv) -> int:
             return 2
     _pdeathsig(parent)
     if lock:
-        from spin_bench.atomic import try_lock
+        from spin_bench.atomic import UnsafePathError, try_lock
 
         os.makedirs(os.path.dirname(os.path.abspath(lock)), exist_ok=True)
-        fd = try_lock(lock)
+        try:
+            fd = try_lock(lock)  # O_NOFOLLOW: a link planted at the lock's name is refused
+        except (UnsafePathError, OSError) as e:
+            sys.stderr.write(f"spin_bench.sweeps.launch: error: {e}\n")
+            return 2
         if fd is None:
             sys.stderr.write(f"spin_bench.sweeps.launch: another process is running {os.path.dirname(lock)} "
                              f"(it holds {lock}); not starting a second one\n")

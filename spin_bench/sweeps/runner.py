@@ -29,8 +29,10 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-from spin_bench.atomic import atomic_write_json, atomic_write_text, try_lock
-from spin_bench.cli import directory_problem
+from spin_bench.atomic import UnsafePathError, atomic_write_bytes, atomic_write_json, atomic_write_text, try_lock
+from spin_bench.cli import directory_problem, path_problem
+from spin_bench.configs import error_line as configs_error_line
+from spin_bench.safe_load import MAX_CSV_BYTES, read_bytes
 from spin_bench.rundir import COMPLETE
 from spin_bench.sweeps.executors import describe_returncode, make_executor
 from spin_bench.sweeps.launch import BUSY
@@ -41,6 +43,7 @@ STATUS_FILE = "sweep_status.json"
 LOCK_FILE = ".sweep.lock"
 RUN_LOG, ERROR_LOG, RUN_LOCK = "run.log", "error.log", ".run.lock"
 PREPARE_MODES = ("auto", "always", "never")
+MAX_ARCHIVE_FILE_BYTES = MAX_CSV_BYTES  # the largest small file a run has (metrics.csv)
 
 
 @dataclasses.dataclass
@@ -156,10 +159,16 @@ class _SweepLock:
         self.fd = None
 
     def __enter__(self):
-        self.fd = try_lock(self.path)
+        try:
+            self.fd = try_lock(self.path)  # never through a link planted at the lock's name
+        except (UnsafePathError, OSError) as e:
+            raise SweepError(configs_error_line(e)) from None
         if self.fd is None:
-            with open(self.path, errors="replace") as f:
-                other = f.read(64).strip()
+            try:
+                other = read_bytes(self.path, "sweep lock", 4096, follow_symlinks=False)[:64].decode(
+                    "utf-8", "replace").strip()
+            except ValueError:
+                other = ""
             raise SweepError(f"another sweep is running in {os.path.dirname(self.path)} (pid {other or '?'}); "
                              f"wait for it or stop it first") from None
         os.ftruncate(self.fd, 0)
@@ -181,19 +190,37 @@ class SweepResult:
     exit_code: int
 
 
-def archive_run(run: RunSpec, archive_dir: str) -> bool:
+def archive_run(run: RunSpec, archive_dir: str, log: Callable[[str], None] = print) -> bool:
     """Copy a finished run's small files (``ARCHIVE_FILES``: summaries, metrics, configs; never
     checkpoints) to ``archive_dir/<run name>/``, each file atomically and summary.json last, so
-    a half-copied run is never taken for a finished one.  False if the run is not complete."""
+    a half-copied run is never taken for a finished one.  False if the run is not complete.
+
+    The archive is a folder users commit: a file in the run directory that is a symbolic link
+    (or a FIFO, a device, an oversized file) is skipped with a warning, never its target
+    copied; a link planted at ``archive_dir/<run name>`` makes the run not archived (warning);
+    files in the archive are replaced by rename, never written through."""
     src = run.run_dir
-    if not os.path.exists(os.path.join(src, COMPLETE)):
+    if not os.path.isfile(os.path.join(src, COMPLETE)) or os.path.islink(src):
         return False
     dst = os.path.join(archive_dir, run.name)
+    if os.path.islink(dst) or (os.path.exists(dst) and not os.path.isdir(dst)):
+        log(f"warning: not archiving {run.name}: {dst} is a symbolic link or not a directory; remove it")
+        return False
     os.makedirs(dst, exist_ok=True)
     for name in ARCHIVE_FILES:
-        if os.path.exists(os.path.join(src, name)):
-            with open(os.path.join(src, name)) as f:
-                atomic_write_text(os.path.join(dst, name), f.read())
+        path = os.path.join(src, name)
+        if not os.path.lexists(path):
+            continue
+        try:
+            data = read_bytes(path, f"run file {name}", MAX_ARCHIVE_FILE_BYTES, follow_symlinks=False)
+        except ValueError as e:  # UnreadableFileError: a link, a FIFO, a device, too large
+            log(f"warning: archiving {run.name}: skipped {name}: {configs_error_line(e)}")
+            continue
+        try:
+            atomic_write_bytes(os.path.join(dst, name), data)  # a rename: replaces a link, never follows it
+        except OSError as e:  # e.g. a directory planted at the file's name
+            log(f"warning: not archiving {run.name}: cannot write {os.path.join(dst, name)} ({e.strerror})")
+            return False
     return True
 
 
@@ -243,9 +270,17 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
     if problem:
         raise SweepError(problem)
     sweep_dir = os.path.abspath(sweep_dir)
+    for name, want_dir in ((RUNS_SUBDIR, True), ("prepare", True), ("report", True), (STATUS_FILE, False)):
+        path = os.path.join(sweep_dir, name)  # what the sweep makes there, checked before any work
+        if os.path.lexists(path) and os.path.isdir(path) != want_dir:
+            raise SweepError(f"--sweep_dir {sweep_dir}: {name} is {'not a directory' if want_dir else 'a directory'}; "
+                             f"remove it (the sweep writes its {'folder' if want_dir else 'status file'} there)")
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(gin_files, sweep_bindings)
     if archive_dir is not None:
+        problem = path_problem(archive_dir, "--archive_dir")
+        if problem:
+            raise SweepError(problem)
         archive_dir = os.path.abspath(archive_dir)
         if os.path.exists(archive_dir) and not os.path.isdir(archive_dir):
             raise SweepError(f"--archive_dir {archive_dir} exists and is not a directory")
@@ -285,7 +320,7 @@ def run_sweep(gin_files: Sequence[str], sweep_dir: str, bindings: Sequence[str] 
                 status.run(r.name, resumed=True)
         status.write()
         if archive_dir is not None:  # finished here before, not yet archived (e.g. archiving was off)
-            n = sum(archive_run(r, archive_dir) for r in runs if states[r.name] == "complete"
+            n = sum(archive_run(r, archive_dir, log) for r in runs if states[r.name] == "complete"
                     and not r.archived(archive_dir))
             if n:
                 log(f"archived {n} finished run(s) to {archive_dir}")
@@ -344,6 +379,14 @@ def _execute(jobs: Sequence[Job], ex, status: Status, log, archive_dir: Optional
                     finished_runs += _record_failure(j, bad[key], None, status, log, finished_runs, total_runs)
                 elif all(d in ok for d in j.deps):
                     del waiting[key]
+                    if j.run is not None and (os.path.islink(j.run.run_dir) or (
+                            os.path.lexists(j.run.run_dir) and not os.path.isdir(j.run.run_dir))):
+                        # never run through a planted link (or into a file planted at the run's place)
+                        bad[key] = (f"{j.run.run_dir} is a symbolic link or not a directory; remove it "
+                                    f"(nothing was written through it)")
+                        finished_runs += _record_failure(j, bad[key], None, status, log, finished_runs, total_runs,
+                                                         write_error_log=False)
+                        continue
                     os.makedirs(os.path.dirname(j.payload["log"]), exist_ok=True)
                     if j.run is not None:
                         _write_run_info(j.run)
@@ -370,7 +413,7 @@ def _execute(jobs: Sequence[Job], ex, status: Status, log, archive_dir: Optional
                         status.run(j.run.name, status="done", returncode=0, error=None, elapsed_s=res["elapsed_s"],
                                    host=res["host"], finished_at=_now())
                         log(f"[{finished_runs}/{total_runs}] done    {j.label} ({res['elapsed_s']:.0f}s)")
-                        if archive_dir is not None and archive_run(j.run, archive_dir):
+                        if archive_dir is not None and archive_run(j.run, archive_dir, log):
                             log(f"archived {j.label} to {archive_dir}")
                     else:
                         status.prepare(j.key, status="done", returncode=0, elapsed_s=res["elapsed_s"])
@@ -406,7 +449,8 @@ def _last_error_line(tail: str) -> str:
     return ""
 
 
-def _record_failure(j: Job, reason: str, res: Optional[dict], status: Status, log, finished: int, total: int) -> int:
+def _record_failure(j: Job, reason: str, res: Optional[dict], status: Status, log, finished: int, total: int,
+                    write_error_log: bool = True) -> int:
     tail = (res or {}).get("tail") or ""
     detail = _last_error_line(tail) if (res or {}).get("returncode", 1) > 0 else ""  # not for a killed run
     error = reason + (f": {detail}" if detail else "")
@@ -415,11 +459,11 @@ def _record_failure(j: Job, reason: str, res: Optional[dict], status: Status, lo
                        error=error, tail=tail[-4000:])
         log(f"FAILED  prepare {j.label}: {error} (log: {j.payload['log']})")
         return 0
-    if res is None or res.get("executor_error"):  # the worker wrote no error.log: write it here
+    if write_error_log and (res is None or res.get("executor_error")):  # the worker wrote none: write it here
         os.makedirs(j.run.run_dir, exist_ok=True)
-        with open(os.path.join(j.run.run_dir, ERROR_LOG), "w") as f:
-            f.write(f"not started at {_now()}: {reason}\n" if res is None
-                    else f"the executor failed at {_now()}: {tail}\n")
+        atomic_write_text(os.path.join(j.run.run_dir, ERROR_LOG),  # a rename: never through a link
+                          f"not started at {_now()}: {reason}\n" if res is None
+                          else f"the executor failed at {_now()}: {tail}\n")
     status.run(j.run.name, status="failed", returncode=(res or {}).get("returncode"), error=error,
                elapsed_s=(res or {}).get("elapsed_s"), host=(res or {}).get("host"), stderr_tail=tail[-4000:],
                finished_at=_now())

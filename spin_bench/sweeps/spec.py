@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import gin
 
 from spin_bench import configs
+from spin_bench.cli import MAX_NAME_BYTES, check_seed, path_problem
 from spin_bench.rundir import ASM_CURVE, CHECKPOINT, COMPLETE, CONFIG, METRICS, OPERATIVE_CONFIG, SUMMARY
 
 RUNS_SUBDIR = "runs"
@@ -34,9 +35,11 @@ ARCHIVE_FILES = (RUN_INFO, CONFIG, OPERATIVE_CONFIG, METRICS, ASM_CURVE, COMPLET
 # Parameters that name where things are, not what is computed: not part of a run's id.
 RUN_ID_EXCLUDED = ("Experiment.data_dir", "Experiment.asm_cache_dir")
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
-_AXIS_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_VARIANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=]*$")
+# Names are matched whole (re.fullmatch): '$' would accept a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]{0,99}")
+_AXIS_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_VARIANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=]{0,99}")
+MAX_SEEDS = 1000
 
 
 class SweepError(ValueError):
@@ -54,7 +57,7 @@ def _strings(name: str, value, allow_empty: bool = False, sep_ok: str = "") -> T
         raise SweepError(f"Sweep.{name} is empty")
     for v in out:
         parts = v.split(sep_ok) if sep_ok and isinstance(v, str) else [v]
-        if not isinstance(v, str) or not all(isinstance(p, str) and _AXIS_VALUE.match(p) for p in parts):
+        if not isinstance(v, str) or not all(isinstance(p, str) and _AXIS_VALUE.fullmatch(p) for p in parts):
             raise SweepError(f"Sweep.{name}: invalid entry {v!r}")
     if len(set(out)) != len(out):
         raise SweepError(f"Sweep.{name} lists a value twice: {list(out)}")
@@ -112,7 +115,7 @@ def _variants(value) -> Tuple[Tuple[str, Tuple[str, ...]], ...]:
         raise SweepError("Sweep.variants is empty (leave it unbound for a single variant)")
     out = []
     for name, bindings in items:
-        if not _VARIANT.match(name):
+        if not _VARIANT.fullmatch(name):
             raise SweepError(f"Sweep.variants: invalid name {name!r} (letters, digits, _ . + = ; no '-' or '/')")
         out.append((name, _bindings(f"Sweep.variants[{name!r}]", bindings)))
     return tuple(out)
@@ -134,9 +137,9 @@ class Sweep:
                  variants: Union[None, Mapping[str, Union[str, Sequence[str]]], Sequence] = None,
                  description: str = "", cells: Optional[Sequence[str]] = None,
                  references: Sequence[str] = ()):
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise SweepError(f"Sweep.name must be a simple name (letters, digits, _ .), got {name!r}")
-        if not isinstance(scale, str) or not _AXIS_VALUE.match(scale):
+        if not isinstance(scale, str) or not _AXIS_VALUE.fullmatch(scale):
             raise SweepError(f"Sweep.scale: invalid value {scale!r}")
         self.name, self.scale, self.description = name, scale, str(description)
         if cells is None:
@@ -157,12 +160,18 @@ class Sweep:
         if isinstance(seeds, int):
             if seeds < 1:
                 raise SweepError(f"Sweep.seeds must be >= 1, got {seeds}")
+            if seeds > MAX_SEEDS:
+                raise SweepError(f"Sweep.seeds must be at most {MAX_SEEDS} seeds, got {str(seeds)[:40]}")
             seeds = range(seeds)
-        try:
-            self.seeds = tuple(int(s) for s in seeds)
-        except (TypeError, ValueError):
-            raise SweepError(f"Sweep.seeds must be an int or a list of ints, got {seeds!r}") from None
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple, range)) or len(seeds) > MAX_SEEDS:
+            raise SweepError(f"Sweep.seeds must be an int or a list of at most {MAX_SEEDS} ints, got {str(seeds)[:60]}")
+        for s in seeds:
+            try:
+                check_seed("Sweep.seeds", s)
+            except ValueError as e:
+                raise SweepError(str(e)) from None
+        self.seeds = tuple(int(s) for s in seeds)
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise SweepError(f"Sweep.seeds must be distinct non-negative ints, got {list(self.seeds)}")
         self.bindings = _bindings("Sweep.bindings", bindings)
         self.variants = _variants(variants)
@@ -266,13 +275,15 @@ class RunSpec:
     def archived(self, archive_dir: str) -> bool:
         """Whether ``archive_dir/<name>/`` holds this run's small files from a finished run: its
         summary.json says complete and its sweep_run.json has this run's id."""
+        from spin_bench.safe_load import read_json
+
         where = os.path.join(archive_dir, self.name)
-        try:
-            with open(os.path.join(where, SUMMARY)) as f:
-                complete = json.load(f).get("status") == "complete"
-            with open(os.path.join(where, RUN_INFO)) as f:
-                same = json.load(f).get("run_id") == self.run_id
-        except (OSError, ValueError, AttributeError):
+        try:  # regular files only, no links: the archive is a shared folder
+            complete = read_json(os.path.join(where, SUMMARY), "archived summary.json",
+                                 follow_symlinks=False).get("status") == "complete"
+            same = read_json(os.path.join(where, RUN_INFO), "archived sweep_run.json",
+                             follow_symlinks=False).get("run_id") == self.run_id
+        except ValueError:  # UnreadableFileError: missing, damaged, a link, a FIFO...
             return False
         return complete and same
 
@@ -307,6 +318,9 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
     from spin_bench.train.experiment import DataUnavailableError, Experiment, check_inputs
     from spin_bench.train.trainer import Schedule
 
+    problem = path_problem(sweep_dir, "--sweep_dir")
+    if problem:
+        raise SweepError(problem)
     sweep_dir = os.path.abspath(sweep_dir)
     cells = list(sweep.cells())
     missing = sorted({experiment_file(sweep.scale, t, lv, m, a) for t, lv, m, a, _ in cells
@@ -345,6 +359,9 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
             for seed in sweep.seeds:
                 rid = run_id(config, seed)
                 name = f"{task}-{level}-{method}_{algo}" + (f"-{vname}" if vname else "") + f"-s{seed}-{rid[:8]}"
+                if len(name.encode()) > MAX_NAME_BYTES:
+                    raise SweepError(f"sweep {sweep.name}: the run name {name[:40]}... is {len(name.encode())} "
+                                     f"bytes long (at most {MAX_NAME_BYTES}); shorten the variant name {vname[:24]!r}")
                 if lacking is not None:
                     no_data[lacking][1].append(name)
                 runs.append(RunSpec(

@@ -2,7 +2,6 @@
 -> run directory.  What to run is gin configuration (gin/experiments/...)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -15,7 +14,7 @@ import torch
 from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
 from spin_bench import configs
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
-from spin_bench.cli import check_path_component, directory_problem
+from spin_bench.cli import MAX_SEED, check_path_component, directory_problem, path_problem
 from spin_bench.envs import normalise_bins, reference_returns
 from spin_bench.envs.registry import ReferenceReturns
 from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, OPERATIVE_CONFIG, SUMMARY, final_score
@@ -58,16 +57,20 @@ class Experiment:
         except ValueError as e:
             raise ValueError(f"Experiment.bins: {e} ({task} has {BENCHMARK_TASKS[task].num_actions} sub-actions)") from None
         if num_transitions is not None and (isinstance(num_transitions, bool) or not isinstance(num_transitions, int)
-                                            or num_transitions < 1):
-            raise ValueError(f"Experiment.num_transitions must be a positive integer or None, got {num_transitions!r}")
+                                            or not 1 <= num_transitions <= 10**8):
+            raise ValueError(f"Experiment.num_transitions must be a positive integer (at most 10^8) or None, "
+                             f"got {num_transitions!r}")
         if dataset_source not in ("generated", "published"):
             raise ValueError(f"Experiment.dataset_source must be 'generated' or 'published', got {dataset_source!r}")
         for name, value in (("dataset_path", dataset_path), ("data_dir", data_dir), ("asm_cache_dir", asm_cache_dir)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"Experiment.{name} must be a path (a non-empty string) or None, got {value!r}")
+            problem = path_problem(value, f"Experiment.{name}") if value is not None else None
+            if problem:
+                raise ValueError(problem)
         if asm_seed is not None and (isinstance(asm_seed, bool) or not isinstance(asm_seed, int)
-                                     or not 0 <= asm_seed < 2**63):
-            raise ValueError(f"Experiment.asm_seed must be an integer in [0, 2**63) or None, got {asm_seed!r}")
+                                     or not 0 <= asm_seed <= MAX_SEED):
+            raise ValueError(f"Experiment.asm_seed must be an integer in [0, {MAX_SEED}] or None, got {asm_seed!r}")
         if expected_identities is not None and (
                 not isinstance(expected_identities, Mapping)
                 or not all(isinstance(k, str) and isinstance(v, str) and _HEX_PREFIX.fullmatch(v)
@@ -135,7 +138,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def default_asm_cache_dir() -> str:
-    return os.environ.get("SPIN_BENCH_ASM_CACHE", os.path.join(os.path.expanduser("~"), ".spin_bench", "asm_cache"))
+    """$SPIN_BENCH_ASM_CACHE (when set and not empty), else ~/.spin_bench/asm_cache."""
+    return (os.environ.get("SPIN_BENCH_ASM_CACHE")
+            or os.path.join(os.path.expanduser("~"), ".spin_bench", "asm_cache"))
 
 
 def check_inputs(exp: Experiment, schedule: Schedule) -> None:
@@ -148,8 +153,12 @@ def check_inputs(exp: Experiment, schedule: Schedule) -> None:
 
     schedule.check_final_k()
     store = DatasetStore(exp.data_dir)
-    for what, path in (("Experiment.data_dir", store.root),
-                       ("Experiment.asm_cache_dir", exp.asm_cache_dir if exp.method == "spin" else None)):
+    asm_cache = None
+    if exp.method == "spin":  # the ASM cache: the binding, else $SPIN_BENCH_ASM_CACHE or its default
+        asm_cache = (("Experiment.asm_cache_dir", exp.asm_cache_dir) if exp.asm_cache_dir else
+                     ("$SPIN_BENCH_ASM_CACHE" if os.environ.get("SPIN_BENCH_ASM_CACHE") else "the ASM cache",
+                      default_asm_cache_dir()))
+    for what, path in (("Experiment.data_dir", store.root), asm_cache or ("", None)):
         problem = directory_problem(path, what) if path is not None else None
         if problem:
             raise ValueError(problem)
@@ -254,15 +263,17 @@ def _bins(exp: Experiment, dataset) -> list:
 
 
 def _read_summary(run_dir: str) -> dict:
+    """A finished run's summary.json (a regular file, not a link), its num_steps checked."""
+    from spin_bench.safe_load import json_int, read_json
+
     path = os.path.join(run_dir, SUMMARY)
     try:
-        with open(path) as f:
-            doc = json.load(f)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
+        doc = read_json(path, "run summary (summary.json)", follow_symlinks=False)
+        json_int(doc, "num_steps", path, lo=0, hi=10**12, required=False)
         return doc
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path}: unreadable ({e}); the run cannot be resumed (use another --run_dir)") from None
+    except ValueError as e:  # UnreadableFileError, FieldError
+        raise RunDirError(f"{configs.error_line(e)}; the run cannot be resumed, nothing was changed "
+                          f"(use another --run_dir)") from None
 
 
 def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device) -> dict:

@@ -14,12 +14,13 @@ those on the first resume and then recorded.
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import List, Optional
 
 from spin_bench.atomic import atomic_write_json
+from spin_bench.cli import MAX_SEED
 from spin_bench.rundir import CONFIG, IDENTITY, NON_RESULT_BINDINGS, SUMMARY, config_bindings as bindings_of
+from spin_bench.safe_load import FieldError, json_int, json_str, read_json, read_text
 IDENTITY_FORMAT = 1
 # Bindings a resumed run may change: locations (the data is identified by its sha256), how the
 # update step is executed (UpdateStep.mode: eager or CUDA graph, same numbers),
@@ -44,35 +45,52 @@ def identity(config_text: str, seed: int, dataset_sha256: Optional[str] = None,
 def recorded(run_dir: str) -> Optional[dict]:
     """The identity recorded in `run_dir`: run_identity.json, else rebuilt from the config.gin
     and summary.json an earlier version wrote; None when the directory records no run.
-    RunMismatchError when the record cannot be read (refuse rather than guess)."""
+    RunMismatchError when the record cannot be read or holds values of the wrong type (refuse
+    rather than guess): files are read only if regular (no links, FIFOs or devices)."""
     path = os.path.join(run_dir, IDENTITY)
-    if os.path.exists(path):
+    if os.path.lexists(path):
         try:
-            with open(path) as f:
-                doc = json.load(f)
-            if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
-                raise ValueError("not a run identity record")
-            return doc
-        except (OSError, ValueError) as e:
-            raise RunMismatchError(f"{path}: unreadable run record ({e}); refusing to resume a run "
-                                   f"that cannot be identified (start a new run directory)") from None
+            doc = read_json(path, "run record", follow_symlinks=False)
+            return _checked(doc, path)
+        except ValueError as e:  # UnreadableFileError, FieldError
+            raise RunMismatchError(f"{_one_line(e)}; refusing to resume a run that cannot be identified, "
+                                   f"nothing was changed (start a new run directory)") from None
     config_path, summary_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, SUMMARY)
-    if not os.path.exists(config_path):
+    if not os.path.lexists(config_path):
         return None
     try:
-        with open(config_path) as f:
-            text = f.read()
+        text = read_text(config_path, "run configuration (config.gin)", follow_symlinks=False)
         summary = {}
-        if os.path.exists(summary_path):
-            with open(summary_path) as f:
-                summary = json.load(f)
-        seed = summary.get("seed") if isinstance(summary, dict) else None
-        summary = summary if isinstance(summary, dict) else {}
-        return identity(text, int(seed) if seed is not None else -1, summary.get("dataset_sha256"),
-                        summary.get("dataset_identity"))
-    except (OSError, ValueError, TypeError) as e:
-        raise RunMismatchError(f"{run_dir}: unreadable config.gin/summary.json ({e}); refusing to resume a "
-                               f"run that cannot be identified (start a new run directory)") from None
+        if os.path.lexists(summary_path):
+            summary = read_json(summary_path, "run summary (summary.json)", follow_symlinks=False)
+        seed = json_int(summary, "seed", summary_path, lo=0, hi=MAX_SEED, required=False, default=-1)
+        return identity(text, seed, json_str(summary, "dataset_sha256", summary_path, required=False),
+                        json_str(summary, "dataset_identity", summary_path, required=False))
+    except ValueError as e:
+        raise RunMismatchError(f"{run_dir}: unreadable config.gin/summary.json ({_one_line(e)}); refusing to "
+                               f"resume a run that cannot be identified, nothing was changed (start a new "
+                               f"run directory)") from None
+
+
+def _checked(doc: dict, path: str) -> dict:
+    """A run_identity.json record whose every field has its type: FieldError otherwise."""
+    json_int(doc, "format", path, lo=1, hi=IDENTITY_FORMAT, required=False)
+    json_int(doc, "seed", path, lo=-1, hi=MAX_SEED)
+    for key in ("dataset_sha256", "dataset_identity"):
+        json_str(doc, key, path, required=False, max_len=256)
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        raise FieldError(f"{path}: config must be a JSON object of binding -> value strings, got "
+                         f"{type(config).__name__}")
+    for k, v in config.items():
+        if not isinstance(v, str):
+            raise FieldError(f"{path}: config[{k!r}] must be a string (the binding's value as gin "
+                             f"writes it), got {type(v).__name__} {v!r:.40}")
+    return doc
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
 
 
 def differences(old: dict, new: dict) -> List[str]:

@@ -254,9 +254,11 @@ def _plain(rows: List[dict]) -> List[dict]:
 def load_checkpoint(path: str) -> dict:
     """A training checkpoint, loaded onto the CPU without running code (spin_bench.safe_load);
     a file that is not one raises UnreadableFileError naming it."""
-    state = load_torch_file(path, "training checkpoint", map_location="cpu")
+    # a regular file, not a link: run directories are shared
+    state = load_torch_file(path, "training checkpoint", map_location="cpu", follow_symlinks=False)
     missing = [k for k in CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(CHECKPOINT_KEYS)
-    if missing or not isinstance(state["rows"], list) or not isinstance(state["step"], int):
+    if (missing or not isinstance(state["rows"], list) or not all(isinstance(r, dict) for r in state["rows"])
+            or isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0):
         raise UnreadableFileError(f"{path}: not a spin_bench training checkpoint "
                                   f"(lacks {', '.join(missing) or 'well-formed step/rows'})")
     return state
