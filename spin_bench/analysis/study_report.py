@@ -24,7 +24,12 @@ def _cells(budget: pd.DataFrame) -> List[tuple]:
     return list(dict.fromkeys(tuple(r) for r in budget[CELL].itertuples(index=False)))
 
 
-def _grid(n: int, rows: int = 1, height: float = 2.4):
+def _title(cell: tuple) -> str:
+    """Task over level, so three panels side by side keep their titles apart."""
+    return cell_name(cell[2], cell[3], cell[4], show_bins=False).replace(" / ", "\n")
+
+
+def _grid(n: int, rows: int = 1, height: float = 2.6):
     cols = min(3, n)
     fig = Figure(figsize=(FULL_WIDTH, height * rows * (1 if n <= 3 else 2)), constrained_layout=True)
     axes = fig.subplots(rows * (1 if n <= 3 else 2), cols, squeeze=False)
@@ -62,7 +67,7 @@ def plot_spin_budget(budget: pd.DataFrame, bands: pd.DataFrame, path_stem: str) 
             err = np.where(np.isfinite(err), err, 0.0)
             ax.errorbar(s["asm_epochs"], s["mean"], yerr=err, capsize=2.5, ms=4, label=name, **style)
         _epoch_axis(ax, b["asm_epochs"])
-        ax.set_title(cell_name(cell[2], cell[3], cell[4], show_bins=False))
+        ax.set_title(_title(cell))
         ax.set_ylabel("Final return")
         ax.grid(True)
     for k in range(len(cells), axes.size):
@@ -94,7 +99,7 @@ def plot_asm_probe(runs: pd.DataFrame, budget: pd.DataFrame, path_stem: str) -> 
                 mean = v.groupby("asm_epochs")[col].mean()
                 ax.plot(mean.index, mean.to_numpy(), ls, color=FROZEN_STYLE["color"], label=name)
             ax.grid(True)
-        top.set_title(cell_name(cell[2], cell[3], cell[4], show_bins=False))
+        top.set_title(_title(cell))
         top.set_ylabel("Leave-one-out probe")
         bottom.set_ylabel("Structure (nats/slot)")
         _epoch_axis(bottom, s["asm_epochs"])
