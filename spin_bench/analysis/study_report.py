@@ -100,10 +100,11 @@ def plot_asm_probe(runs: pd.DataFrame, budget: pd.DataFrame, path_stem: str) -> 
                 ax.plot(mean.index, mean.to_numpy(), ls, color=FROZEN_STYLE["color"], label=name)
             ax.grid(True)
         top.set_title(_title(cell))
-        top.set_ylabel("Leave-one-out probe")
+        top.set_ylabel("ASM probe")
         bottom.set_ylabel("Structure (nats/slot)")
         _epoch_axis(bottom, s["asm_epochs"])
-        top.legend(frameon=False, loc="best")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return save_figure(fig, path_stem)
 
 
