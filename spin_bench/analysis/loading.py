@@ -373,16 +373,15 @@ def _asm_fields(method: str, summary: dict, bindings: Dict[str, str]) -> dict:
 def _read_config(run_dir: str, notes: Notes) -> Dict[str, str]:
     """The run's bindings from config.gin, read as text (never parsed by gin); {} when absent
     or unreadable (the run then has its method's default configuration, with a note)."""
+    from spin_bench.safe_load import UnreadableFileError, read_text
+
     path = os.path.join(run_dir, CONFIG)
     if not os.path.lexists(path):
         return {}
-    try:
-        if not os.path.isfile(path) or os.path.islink(path) or os.path.getsize(path) > CONFIG_MAX_BYTES:
-            raise ValueError(f"not a regular file of at most {CONFIG_MAX_BYTES} bytes")
-        with open(path, encoding="utf-8") as f:
-            return config_bindings(f.read(CONFIG_MAX_BYTES + 1))
-    except (OSError, ValueError) as e:
-        notes.info("configuration", f"{run_dir}: {CONFIG} unreadable ({e}); its configuration is not compared")
+    try:  # the one reading layer: a regular file, capped, not through a link
+        return config_bindings(read_text(path, "config.gin", CONFIG_MAX_BYTES, follow_symlinks=False))
+    except UnreadableFileError as e:
+        notes.info("configuration", f"{e}; its configuration is not compared")
         return {}
 
 

@@ -11,7 +11,7 @@ from typing import List
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import cell_sort_key, method_sort_key
+from spin_bench.analysis.labels import SPIN_METHOD, cell_sort_key, method_sort_key
 from spin_bench.analysis.stats import bootstrap_ci
 from spin_bench.vocab import split_variant
 
@@ -22,9 +22,19 @@ BASELINE_COLUMNS = CELL + ["method", "label", "n", "mean", "lo", "hi"]
 BAND_METHODS = ("f", "saint")  # the baselines drawn as bands: F-IQL and SAINT
 
 
+def spin_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of SPIN and of its configuration variants."""
+    return df[[split_variant(m)[0] == SPIN_METHOD for m in df["method"]]]
+
+
+def in_cell(df: pd.DataFrame, cell: tuple) -> pd.DataFrame:
+    """The rows of one (scale, algo, task, bins, level) cell."""
+    return df[(df[CELL] == pd.Series(cell, index=CELL)).all(axis=1)]
+
+
 def has_budget_axis(runs: pd.DataFrame) -> bool:
     """Whether some cell holds SPIN runs of more than one (ASM epochs, fine-tuned) setting."""
-    spin = runs[[split_variant(m)[0] == "spin" for m in runs["method"]]]
+    spin = spin_rows(runs)
     if spin.empty:
         return False
     keys = spin.assign(e=spin["asm_epochs"].fillna(-1.0))
@@ -37,7 +47,7 @@ def spin_budget(runs: pd.DataFrame, reps: int = 2000, seed: int = 0) -> pd.DataF
     minutes (pre-training and the whole training clock), and the mean ASM probe (masked
     accuracy, exact joint match, structure = NLL(a_i|s) - NLL(a_i|s,a_-i) in nats per slot)."""
     rows: List[dict] = []
-    spin = runs[[split_variant(m)[0] == "spin" for m in runs["method"]]]
+    spin = spin_rows(runs)
     for cell, grp in spin.groupby(CELL, sort=False):
         for method, g in grp.groupby("method", sort=False):
             vals = g.sort_values("seed")["final_return"].to_numpy(float)

@@ -13,8 +13,7 @@ from matplotlib.figure import Figure
 from spin_bench.analysis.labels import cell_name, method_color
 from spin_bench.analysis.plots import FULL_WIDTH, save_figure
 from spin_bench.analysis.render import Table, Text, fmt_num, tex_escape, to_latex, to_markdown
-from spin_bench.analysis.study import CELL, baselines, spin_budget
-from spin_bench.vocab import split_variant
+from spin_bench.analysis.study import CELL, baselines, in_cell, spin_budget, spin_rows
 
 FROZEN_STYLE = dict(color=method_color("spin"), marker="D", linestyle="-")
 TUNED_STYLE = dict(color="#CC79A7", marker="o", linestyle="--")
@@ -52,8 +51,8 @@ def plot_spin_budget(budget: pd.DataFrame, bands: pd.DataFrame, path_stem: str) 
     fig, axes, cols = _grid(len(cells))
     for k, cell in enumerate(cells):
         ax = axes[k // cols][k % cols]
-        b = budget[(budget[CELL] == pd.Series(cell, index=CELL)).all(axis=1)]
-        for _, r in bands[(bands[CELL] == pd.Series(cell, index=CELL)).all(axis=1)].iterrows():
+        b = in_cell(budget, cell)
+        for _, r in in_cell(bands, cell).iterrows():
             c = method_color(r["method"])
             if np.isfinite(r["lo"]):
                 ax.axhspan(r["lo"], r["hi"], color=c, alpha=0.15, lw=0)
@@ -81,12 +80,12 @@ def plot_asm_probe(runs: pd.DataFrame, budget: pd.DataFrame, path_stem: str) -> 
     """The pre-trained ASM's probe against its epochs, per cell: masked accuracy and exact joint
     match (top), the structure measure in nats per slot (bottom); each seed a point, the mean a line."""
     cells = _cells(budget)
-    spin = runs[[split_variant(m)[0] == "spin" for m in runs["method"]]]
+    spin = spin_rows(runs)
     cols = min(3, len(cells))
     fig = Figure(figsize=(FULL_WIDTH, 4.2), constrained_layout=True)
     axes = fig.subplots(2, cols, squeeze=False, sharex="col")
     for k, cell in enumerate(cells[:cols]):
-        s = spin[(spin[CELL] == pd.Series(cell, index=CELL)).all(axis=1)].dropna(subset=["asm_epochs"])
+        s = in_cell(spin, cell).dropna(subset=["asm_epochs"])
         top, bottom = axes[0][k], axes[1][k]
         for ax, metrics in ((top, (("asm_masked_accuracy", "masked accuracy", "-"),
                                    ("asm_exact_match", "exact joint match", ":"))),
@@ -117,11 +116,9 @@ def budget_section(runs: pd.DataFrame, out_dir: str, reps: int, seed: int, figur
     budget.to_csv(files[0], index=False, float_format="%.6g")
     rows = []
     for cell in _cells(budget):
-        def _in(df):
-            return df[(df[CELL] == pd.Series(cell, index=CELL)).all(axis=1)]
         base = "; ".join(f"{r.label} {fmt_num(r.mean, 1)} [{fmt_num(r.lo, 1)}, {fmt_num(r.hi, 1)}]"
-                         for r in _in(bands).itertuples())
-        for r in _in(budget).itertuples():
+                         for r in in_cell(bands, cell).itertuples())
+        for r in in_cell(budget, cell).itertuples():
             rows.append([Text(f"{cell[2]} / {cell[4]}"), Text(r.label), fmt_num(r.asm_epochs, 0),
                          "fine-tuned" if r.fine_tuned else "frozen", str(r.n),
                          f"{fmt_num(r.mean, 1)} [{fmt_num(r.lo, 1)}, {fmt_num(r.hi, 1)}]",
