@@ -46,14 +46,14 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional
 
-from spin_bench.vocab import ACTOR_METHOD_ORDER
+from spin_bench import vocab
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KIT_DIR = os.path.join(REPO_ROOT, "gpu_kit")
 # Not on the bare GPU image (the simulator, and the report's statistics): blocked here too.
 SIMULATOR_MODULES = ("gymnasium", "dm_control", "mujoco", "rliable", "arch")
 PARTS = ("tests", "equality", "bench", "precision", "train")
-METHODS = ACTOR_METHOD_ORDER
+METHODS = vocab.actor_methods(builtin_only=True)
 BENCH_TASKS = ("cheetah-run", "quadruped-walk", "humanoid-stand", "dog-trot")
 # Model and algorithm tests that need no simulator (tests/test_cuda.py runs on the device).
 TEST_FILES = ("tests/test_models_actors.py", "tests/test_models_asm.py", "tests/test_models_critics.py",
@@ -400,7 +400,6 @@ def train_cell(kit: Kit, device, args) -> dict:
     import torch
 
     from spin_bench import configs
-    from spin_bench.algos import ALGORITHMS
     from spin_bench.atomic import atomic_torch_save
     from spin_bench.data import load_dataset
     from spin_bench.envs import normalise_bins
@@ -437,7 +436,7 @@ def train_cell(kit: Kit, device, args) -> dict:
         kit.log(f"train: ASM {asm.train_config['steps']} steps in {asm.pretrain_seconds:.1f}s")
     torch.manual_seed(0)
     actor = build_actor(method, obs_dim, bins, asm).to(device)
-    algo = ALGORITHMS["iql"](actor, obs_dim, bins).to(device)
+    algo = vocab.algo_class(method, "iql")(actor, obs_dim, bins).to(device)
     schedule = Schedule()
     snap = SnapshotEvaluator(actor)
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench import configs
+from spin_bench import configs, vocab
 from spin_bench.train.experiment import resolve_device, run_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,8 +203,9 @@ def test_experiment_gin_files_are_in_sync_and_parse():
 
     assert stale_files() == []
     files = experiment_files()
-    # 16 (scale, task) x 4 levels x (4 methods x (IQL, AWAC, BCQ, BC) + DecQN x (CQL, BCQ, IQL, OneStep))
-    assert len(files) == 16 * 4 * (16 + 4)
+    # every (scale, grid task) x level x (method, algo) pair the registry's grid has
+    grid = sum(len(vocab.grid_tasks(s, builtin_only=True)) for s in vocab.SCALE_NAMES)
+    assert len(files) == grid * len(vocab.LEVELS) * len(vocab.grid_pairs(builtin_only=True))
     for rel in ("experiments/paper/dog-trot-b30/medium-expert/spin_iql.gin",
                 "experiments/paper/dog-trot/expert/decqn_onestep.gin",
                 "experiments/cpu/cheetah-run/medium-expert/decqn_cql.gin",

@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spin_bench.vocab import BENCHMARK_TASKS, split_task_name
+from spin_bench.envs.registry import known_dims
+from spin_bench.vocab import split_task_name
 
 FORMAT_VERSION = 1
 
@@ -209,13 +210,13 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
         val = attrs[key]
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
             raise fail(path, key, "a non-negative integer", repr(val))
-    spec = BENCHMARK_TASKS.get(file_task)
+    dims = known_dims(file_task)
     exp_obs, exp_n = int(attrs["obs_dim"]), int(attrs["num_actions"])
-    if spec is not None:
-        if exp_obs != spec.obs_dim:
-            raise fail(path, "obs_dim", f"{spec.obs_dim} for {file_task} (task registry)", exp_obs)
-        if exp_n != spec.num_actions:
-            raise fail(path, "num_actions", f"{spec.num_actions} for {file_task} (task registry)",
+    if dims is not None:
+        if exp_obs != dims[1]:
+            raise fail(path, "obs_dim", f"{dims[1]} for {file_task} (task registry)", exp_obs)
+        if exp_n != dims[0]:
+            raise fail(path, "num_actions", f"{dims[0]} for {file_task} (task registry)",
                        exp_n)
     if obs_dim is not None and int(obs_dim) != exp_obs:
         raise fail(path, "obs_dim", f"{int(obs_dim)} (as requested)", exp_obs)

@@ -193,7 +193,7 @@ def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_fi
         c = calib[r.method]
         train = steps / (c["rate"] * bench_ratio(r.task, r.method))
         asm = 0.0
-        if r.method == "spin":
+        if r.asm_key is not None:  # the run pre-trains an ASM (SPIN)
             if "asm_rate" not in c:
                 raise EstimateError(f"the spin calibration run in {', '.join(calibration_dirs[:1])}... records no "
                                     f"ASM pre-training time (pretrain_time_s): no ASM rate to estimate from")

@@ -11,17 +11,16 @@ import gin
 import numpy as np
 import torch
 
-from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
-from spin_bench import configs
+from spin_bench import configs, vocab
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import MAX_SEED, check_path_component, directory_problem, path_problem
-from spin_bench.envs import normalise_bins, reference_returns
+from spin_bench.envs import get_task_spec, normalise_bins, reference_returns
 from spin_bench.envs.registry import ReferenceReturns
 from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, OPERATIVE_CONFIG, SUMMARY, final_score
 from spin_bench.train import identity, provenance
 from spin_bench.train.evaluation import Evaluator
 from spin_bench.train.trainer import Schedule, load_checkpoint, train
-from spin_bench.vocab import BENCHMARK_TASKS, LEVELS, METHODS
+from spin_bench.vocab import LEVELS
 
 
 @gin.configurable
@@ -42,20 +41,19 @@ class Experiment:
                  asm_cache_dir: Optional[str] = None, asm_seed: Optional[int] = None,
                  expected_identities: Optional[Mapping[str, str]] = None,
                  num_threads: Optional[int] = 1, eval_workers: int = 0):
-        if task not in BENCHMARK_TASKS:
-            raise ValueError(f"Experiment.task must be one of {sorted(BENCHMARK_TASKS)}, got {task!r}")
+        for what, name, known in (("task", task, vocab.tasks()), ("method", method, vocab.methods())):
+            if name not in known:
+                raise ValueError(f"Experiment.{what} must be one of {sorted(known) if what == 'task' else list(known)}"
+                                 f", got {name!r}")
         if level not in LEVELS:
             raise ValueError(f"Experiment.level must be one of {list(LEVELS)}, got {level!r}")
-        if method not in METHODS:
-            raise ValueError(f"Experiment.method must be one of {list(METHODS)}, got {method!r}")
-        algos = DECQN_ALGORITHMS if method == "decqn" else ALGORITHMS
-        if algo not in algos:
-            raise ValueError(f"Experiment.algo must be one of {sorted(algos)} for method {method!r}, got {algo!r}")
+        vocab.check_pair(method, algo)
         check_path_component("Experiment.scale", scale)
+        num_actions = get_task_spec(task).num_actions
         try:
-            normalise_bins(bins, BENCHMARK_TASKS[task].num_actions)
+            normalise_bins(bins, num_actions)
         except ValueError as e:
-            raise ValueError(f"Experiment.bins: {e} ({task} has {BENCHMARK_TASKS[task].num_actions} sub-actions)") from None
+            raise ValueError(f"Experiment.bins: {e} ({task} has {num_actions} sub-actions)") from None
         if num_transitions is not None and (isinstance(num_transitions, bool) or not isinstance(num_transitions, int)
                                             or not 1 <= num_transitions <= 10**8):
             raise ValueError(f"Experiment.num_transitions must be a positive integer (at most 10^8) or None, "
@@ -89,6 +87,11 @@ class Experiment:
         self.num_threads, self.eval_workers = num_threads, eval_workers
         self.asm_seed = asm_seed
         self.expected_identities = dict(expected_identities or {})
+
+    @property
+    def needs_asm(self) -> bool:
+        """Whether this run pre-trains an ASM (its method's registry entry says so: SPIN)."""
+        return vocab.needs_asm(self.method)
 
     def pretrain_seed(self, seed: int) -> int:
         """The seed of SPIN's ASM pre-training: ``asm_seed`` when bound (one ASM serves every
@@ -154,7 +157,7 @@ def check_inputs(exp: Experiment, schedule: Schedule) -> None:
     schedule.check_final_k()
     store = DatasetStore(exp.data_dir)
     asm_cache = None
-    if exp.method == "spin":  # the ASM cache: the binding, else $SPIN_BENCH_ASM_CACHE or its default
+    if exp.needs_asm:  # the ASM cache: the binding, else $SPIN_BENCH_ASM_CACHE or its default
         asm_cache = (("Experiment.asm_cache_dir", exp.asm_cache_dir) if exp.asm_cache_dir else
                      ("$SPIN_BENCH_ASM_CACHE" if os.environ.get("SPIN_BENCH_ASM_CACHE") else "the ASM cache",
                       default_asm_cache_dir()))
@@ -227,25 +230,22 @@ def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
 
 
 def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
-    """The actor of a method: F (factorised MLP), AR (LSTM), SAINT (transformer), SPIN."""
-    if method == "f":
-        from spin_bench.baselines.factorised import FactorisedMLPActor
-        return FactorisedMLPActor(obs_dim, bins)
-    if method == "ar":
-        from spin_bench.baselines.autoregressive import AutoregressiveActor
-        return AutoregressiveActor(obs_dim, bins)
-    if method == "saint":
-        from spin_bench.models.actors import TransformerActor
-        return TransformerActor(obs_dim, bins)
-    from spin_bench.models.spin import make_spin_actor
-    return make_spin_actor(obs_dim, bins, asm_checkpoint)
+    """The actor of a method, from its registry entry: ``builder(obs_dim, bins)``, or
+    ``builder(obs_dim, bins, asm_checkpoint)`` for a method that pre-trains an ASM (SPIN)."""
+    spec = vocab.method_spec(method)
+    if spec.actor is None:
+        raise ValueError(f"method {method!r} is value-based: it has no actor")
+    builder = vocab.resolve_builder(spec.actor)
+    return builder(obs_dim, bins, asm_checkpoint) if spec.needs_asm else builder(obs_dim, bins)
 
 
 def build_algorithm(method: str, algo: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
-    """The algorithm of a (method, algo) pair with its actor (a DecQN learner has none)."""
-    if method == "decqn":
-        return DECQN_ALGORITHMS[algo](obs_dim, bins)
-    return ALGORITHMS[algo](build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
+    """The algorithm of a (method, algo) pair: ``cls(actor, obs_dim, bins)`` with the method's
+    actor, or ``cls(obs_dim, bins)`` for a value-based learner (DecQN, no actor)."""
+    cls = vocab.algo_class(method, algo)
+    if vocab.method_spec(method).actor is None:
+        return cls(obs_dim, bins)
+    return cls(build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
 
 
 def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset,
@@ -285,7 +285,7 @@ def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device
     check_expected_identity(exp, dataset)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
-    if exp.method == "spin":
+    if exp.needs_asm:
         ckpt = _pretrain(exp, dataset.to_torch(device), _bins(exp, dataset), seed, device, dataset)
         out["asm_pretrain_time_s"] = float(ckpt.pretrain_seconds)
     return out
@@ -357,7 +357,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                "final_k": schedule.final_k, "versions": provenance.package_versions(),
                "git_commit": provenance.git_commit(),
                "spin_bench_version": provenance.package_versions()["spin_bench"],
-               "machine": provenance.machine()}
+               "machine": provenance.machine(), "method_display": vocab.method_spec(exp.method).display()}
     atomic_write_text(os.path.join(run_dir, CONFIG), config)
     atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
     evaluator = None
@@ -373,7 +373,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                         "reference": None if ref is None else {"expert": ref.expert, "random": ref.random,
                                                                "source": ref.source}})
         asm_ckpt, pretrain_time = None, 0.0
-        if exp.method == "spin":
+        if exp.needs_asm:
             from spin_bench.train.pretraining import summary_record
 
             asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset, run_dir=run_dir)
