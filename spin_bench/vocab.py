@@ -52,9 +52,9 @@ def builder_module(builder: Builder) -> Optional[str]:
 class TaskSpec:
     """A benchmark task: its name ('domain-task') and hardware tier ('cpu': this hardware can
     run it, in the cpu and smoke grids; 'gpu'). Its dimensions come from the environment
-    (``spin_bench.envs.get_task_spec``); ``dims`` (num_actions, obs_dim) is only a record of them
-    for machines without a simulator (a bare GPU image), checked against the environment
-    wherever one is there. ``published_bins``: the bins with published datasets (none for a new
+    (``spin_bench.envs.get_task_spec``); ``dims`` (num_actions, obs_dim) is the built-in tasks'
+    record of them, for machines without a simulator (a bare GPU image), checked against the
+    environment by the tests; a task of your own leaves it out. ``published_bins``: the bins with published datasets (none for a new
     task); ``paper``: one of the paper's tasks (its grid); ``gin_file``: the task's fragment."""
 
     name: str
@@ -90,8 +90,7 @@ def split_task_name(task: str) -> Tuple[str, str]:
     return domain, name
 
 
-# The task registry (live: a registration adds to it). Dimensions here are the record for
-# simulator-free machines (TaskSpec.dims), checked against the environment by get_task_spec.
+# The task registry (live: a registration adds to it).
 BENCHMARK_TASKS: Dict[str, TaskSpec] = {}
 TIERS: Tuple[str, ...] = ("cpu", "gpu")
 

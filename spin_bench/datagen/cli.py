@@ -53,13 +53,17 @@ def _check_args(args) -> None:
     """One validation pass over the flags, before any work (raises _BadInput naming the flag)."""
     from spin_bench.cli import directory_problem
     from spin_bench import configs
-    from spin_bench.vocab import LEVELS, UnknownNameError, task_spec
+    from spin_bench.vocab import LEVELS, UnknownNameError, task_spec, tasks
 
     try:
         configs.import_extensions(getattr(args, "gin_file", None) or [])  # a task of your own registers
+    except configs.ConfigError as e:
+        raise _BadInput(f"--gin_file: {e}") from None
+    try:
         task_spec(args.task)
-    except (UnknownNameError, configs.ConfigError) as e:
-        raise _BadInput(f"--task: {e}") from None
+    except UnknownNameError:
+        raise _BadInput(f"--task must be one of {sorted(tasks())}, got {args.task!r} (a task of your own: "
+                        f"docs/extending.md)") from None
     if getattr(args, "level", None) is not None and args.level not in (*LEVELS, "all"):
         raise _BadInput(f"--level must be one of {[*LEVELS, 'all']}, got {args.level!r}")
     from spin_bench.cli import MAX_SEED, path_problem

@@ -77,27 +77,35 @@ class TaskInfo:
 
 @functools.lru_cache(maxsize=None)
 def task_dims(task: str) -> Tuple[int, int]:
-    """(num_actions, obs_dim) of a task, from its environment (built once per process), checked
-    against the registry's record where it has one; the record alone where no simulator is
-    installed (a bare GPU image); ValueError for a task with neither."""
+    """(num_actions, obs_dim) of a task: the registry's record for a built-in task (checked
+    against its environment by the tests, and usable without a simulator, e.g. on a bare GPU
+    image); read from the environment (built once per process, its import logging quiet) for
+    any other, so a task of your own never types them."""
     spec = BENCHMARK_TASKS.get(task)
-    record = spec.dims if spec is not None else None
+    if spec is not None and spec.dims is not None:
+        return spec.dims
+    return environment_dims(task)
+
+
+def environment_dims(task: str) -> Tuple[int, int]:
+    """(num_actions, obs_dim) as the task's environment has them."""
     try:
+        from absl import logging as absl_logging
+
         from spin_bench.envs.dmc import make_env
     except ImportError:
-        if record is None:
-            raise ValueError(f"{task}: its dimensions come from its environment, and no simulator "
-                             f"(dm_control) is installed here") from None
-        return record
-    env = make_env(task, 3)
+        raise ValueError(f"{task}: its dimensions come from its environment, and no simulator "
+                         f"(dm_control) is installed here") from None
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.WARNING)  # MuJoCo's import lines: not for a name check
     try:
-        dims = (int(env.num_actions), int(env.obs_dim))
+        env = make_env(task, 3)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    try:
+        return int(env.num_actions), int(env.obs_dim)
     finally:
         env.close()
-    if record is not None and record != dims:
-        raise ValueError(f"task {task}: the registry records (num_actions, obs_dim) = {record}, its environment "
-                         f"has {dims}")
-    return dims
 
 
 def known_dims(task) -> Optional[Tuple[int, int]]:
