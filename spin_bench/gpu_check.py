@@ -428,7 +428,7 @@ def train_cell(kit: Kit, device, args) -> dict:
            "dataset_sha256": dataset.sha256, "transitions": int(dataset.num_transitions)}
     torch.manual_seed(0)
     asm = None
-    if method == "spin":
+    if vocab.needs_asm(method):
         asm = pretrain_asm(data, bins=bins, seed=0, device=device, probe_samples=1024,
                            dataset_sha256=dataset.sha256)
         out["asm"] = {"steps": asm.train_config["steps"], "seconds": asm.pretrain_seconds,
@@ -491,7 +491,7 @@ def evaluate_snapshots(results_dir: str, out_dir: str, episodes: int, max_steps:
     configs.import_configurables()
     gin.clear_config()
     gin.parse_config(snaps["operative_config"], skip_unknown=True)
-    asm = ActionStructureModel(snaps["obs_dim"], snaps["bins"]) if snaps["method"] == "spin" else None
+    asm = ActionStructureModel(snaps["obs_dim"], snaps["bins"]) if vocab.needs_asm(snaps["method"]) else None
     actor = build_actor(snaps["method"], snaps["obs_dim"], snaps["bins"], asm)
     actor.load_state_dict(snaps["base"])
     evaluator = Evaluator(snaps["task"], snaps["bins"], episodes, 0, torch.device("cpu"), max_steps=max_steps)
