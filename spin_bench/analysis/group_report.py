@@ -56,6 +56,14 @@ def _per_cell(frame: pd.DataFrame, index: Optional[str] = None) -> Iterator[Tupl
         yield c, (sub.set_index(index) if index else sub)
 
 
+def _per_cell_opening(frame: pd.DataFrame, index: str) -> Iterator[Tuple[tuple, pd.DataFrame, bool]]:
+    """:func:`_per_cell`, with whether the cell opens a new task (after the first: a rule)."""
+    prev_task = None
+    for c, sub in _per_cell(frame, index):
+        yield c, sub, prev_task is not None and c[0] != prev_task
+        prev_task = c[0]
+
+
 def _ci(p, lo, hi, prec) -> str:
     return f"{fmt_num(p, prec)} [{fmt_num(lo, prec)}, {fmt_num(hi, prec)}]"
 
@@ -109,11 +117,9 @@ class Group:
 def _return_rows(tab: pd.DataFrame, methods: List[str], prec: int, with_ci: bool,
                  runs: Optional[pd.DataFrame] = None):
     rows, firsts = [], []
-    prev_task = None
-    for c, sub in _per_cell(tab, "method"):
-        if prev_task is not None and c[0] != prev_task:
+    for c, sub, opens_task in _per_cell_opening(tab, "method"):
+        if opens_task:
             firsts.append(len(rows))
-        prev_task = c[0]
         ours = _cell_sources(runs, c)
         row = _cell_cols(*c) + [Text(ours)]
         for m in methods:
@@ -295,11 +301,9 @@ def _ttt_rows(cells: pd.DataFrame, methods: List[str], with_ci: bool,
               steps: bool = False, paper: Optional[pd.DataFrame] = None,
               runs: Optional[pd.DataFrame] = None):
     rows, firsts = [], []
-    prev = None
-    for c, sub in _per_cell(cells, "method"):
-        if prev is not None and c[0] != prev:
+    for c, sub, opens_task in _per_cell_opening(cells, "method"):
+        if opens_task:
             firsts.append(len(rows))
-        prev = c[0]
         target = sub["target"].iloc[0]
         degenerate = bool(sub["degenerate"].iloc[0]) if "degenerate" in sub.columns else False
         ours = _cell_sources(runs, c)
