@@ -25,11 +25,13 @@ ALLOWED = {
     "train": {"base", "envs", "data", "datagen", "models", "baselines", "algos"},
     "perf": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train"},
     "sweeps": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
+    "gpu": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
     "analysis": {"base", "envs", "data"},
 }
 BASE = {"spin_bench", "spin_bench.layout", "spin_bench.vocab", "spin_bench.rundir", "spin_bench.atomic",
         "spin_bench.safe_load", "spin_bench.cli", "spin_bench.configs"}
-SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "analysis"}
+SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "gpu",
+               "analysis"}
 
 
 def layer(module: str) -> str:
