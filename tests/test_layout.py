@@ -160,6 +160,13 @@ def test_the_vocabulary_is_the_algorithms_and_the_grid():
     assert [vocab.method_label(m, "iql") for m in vocab.ACTOR_METHOD_ORDER] == ["F-IQL", "AR-IQL", "SAINT", "SPIN"]
 
 
+def test_the_generated_levels_are_the_vocabulary_levels():
+    from spin_bench import vocab
+    from spin_bench.datagen.generate import DEFAULT_SIZES
+
+    assert tuple(DEFAULT_SIZES) == vocab.LEVELS and set(vocab.LEVEL_ORDER) == set(vocab.LEVELS)
+
+
 def test_try_lock_refuses_a_held_lock_and_file_lock_waits_for_none(tmp_path):
     from spin_bench.atomic import file_lock, try_lock
 
