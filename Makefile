@@ -69,4 +69,4 @@ gpu-kit: $(STAMP)
 	du -sh gpu_kit
 
 gpu-check:
-	PYTHONUNBUFFERED=1 $(KIT_PYTHON) -m spin_bench.gpu_check --out=$(GPU_OUT) $(GPU_CHECK_FLAGS)
+	PYTHONUNBUFFERED=1 $(KIT_PYTHON) -m spin_bench.gpu --out=$(GPU_OUT) $(GPU_CHECK_FLAGS)

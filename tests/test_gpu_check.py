@@ -15,7 +15,7 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONP
 
 
 def _kit(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "spin_bench.gpu_check", *args], cwd=ROOT, env=ENV,
+    return subprocess.run([sys.executable, "-m", "spin_bench.gpu", *args], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -25,11 +25,13 @@ ALLOWED = {
     "train": {"base", "envs", "data", "datagen", "models", "baselines", "algos"},
     "perf": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train"},
     "sweeps": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
+    "gpu": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
     "analysis": {"base", "envs", "data"},
 }
 BASE = {"spin_bench", "spin_bench.layout", "spin_bench.vocab", "spin_bench.rundir", "spin_bench.atomic",
         "spin_bench.safe_load", "spin_bench.cli", "spin_bench.configs"}
-SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "analysis"}
+SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "gpu",
+               "analysis"}
 
 
 def layer(module: str) -> str:
@@ -177,6 +179,13 @@ def test_unknown_names_are_refused_naming_the_known_ones():
         vocab.task_spec("walker-walk")
     with pytest.raises(vocab.RegistryError, match="already registered"):
         vocab.register_method("f", "x:y")
+
+
+def test_the_generated_levels_are_the_vocabulary_levels():
+    from spin_bench import vocab
+    from spin_bench.datagen.generate import DEFAULT_SIZES
+
+    assert tuple(DEFAULT_SIZES) == vocab.LEVELS and set(vocab.LEVEL_ORDER) == set(vocab.LEVELS)
 
 
 def test_try_lock_refuses_a_held_lock_and_file_lock_waits_for_none(tmp_path):

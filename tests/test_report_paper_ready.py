@@ -20,7 +20,8 @@ from spin_bench.analysis.plots import (common_range, grid_shape, probability_of_
                                        sample_efficiency_figure)
 from spin_bench.analysis.stats import aggregate
 from spin_bench.analysis.synthetic import write_run_dir
-from spin_bench.analysis.writer import fastest, shown_value, source_label, write_report
+from spin_bench.analysis.group_report import fastest, shown_value, source_label
+from spin_bench.analysis.writer import write_report
 
 matplotlib.use("Agg")
 

@@ -13,7 +13,7 @@ Exclusion rules (each excluded run is listed with its reason, never silently mix
    that differs from the majority identity of the runs that name the same ``dataset_id``
    (all runs of that dataset_id are excluded when there is no strict majority); runs that
    recorded only the file sha256 get their identity from the file at hand, or are kept
-   and reported as unverifiable (:mod:`spin_bench.analysis.identities`);
+   and reported as unverifiable (:mod:`spin_bench.analysis.data_identities`);
 5. duplicates (same scale, algo, task, bins, level, method, configuration and seed): the run
    with the most evaluations is kept (then the most steps, then the first path in sorted
    order). Runs of a method whose configurations differ (config.gin: ``pretrain_asm.epochs``,
@@ -31,7 +31,7 @@ from typing import Dict, Iterable, List, Optional, Union
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.identities import check_identities
+from spin_bench.analysis.data_identities import check_identities
 from spin_bench.analysis.labels import bins_label
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.variants import result_config, variant_labels
