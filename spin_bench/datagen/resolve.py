@@ -140,9 +140,13 @@ def _published(req: DataRequest) -> Path:
     if found is not None:
         return found
     if not has_published(req.task, req.bins):
-        raise DataUnavailableError(
-            f"no data for {req.cell}: Experiment.dataset_source='published' but "
-            f"{how_to_get(req.task, req.level, req.bins, req.data_dir)}")
+        from spin_bench.datagen.generate import missing_policies
+
+        hint = (f"{req.task} has no published dataset at bins {req.bins}; the shipped behaviour policies "
+                f"generate it: run with --gin_bindings=\"Experiment.dataset_source='generated'\""
+                if not missing_policies(req.task, req.level, req.bins) else
+                how_to_get(req.task, req.level, req.bins, req.data_dir))
+        raise DataUnavailableError(f"no data for {req.cell}: Experiment.dataset_source='published' but {hint}")
     raise DataUnavailableError(
         f"no data for {req.cell}: the published dataset {req.dataset_id} is not in the store {store.root}; "
         f"import it first: {import_command(req.task, req.level, req.bins, req.data_dir)}")
