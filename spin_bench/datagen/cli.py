@@ -114,15 +114,17 @@ def _check_args(args) -> None:
         raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")
     if args.command == "generate":
         from spin_bench.datagen.generate import DEFAULT_SIZES, missing_policies
+        from spin_bench.datagen.resolve import has_published, train_commands
 
         for level in (DEFAULT_SIZES if args.level == "all" else [args.level]):
             missing = missing_policies(args.task, level, args.bins)
             if missing:
+                published = (", or import the published datasets (python -m spin_bench.data import --help)"
+                             if has_published(args.task, args.bins) else
+                             f" ({args.task} has no published dataset at bins {args.bins})")
                 raise _BadInput(f"no shipped behaviour policy for {args.task} {level} (bins {args.bins}): "
-                                f"{missing[0]} is missing; train one with python -m spin_bench.datagen train "
-                                f"--task={args.task} and cut the levels with python -m spin_bench.datagen export "
-                                f"--task={args.task}, or import the published datasets (python -m spin_bench.data "
-                                f"import --help)")
+                                f"{missing[0]} is missing; train one: {train_commands(args.task, args.bins)}"
+                                f"{published}")
     if args.command == "export" and not os.path.isdir(args.run_dir or os.path.join("runs", "behaviour", args.task)):
         raise _BadInput(f"--run_dir {args.run_dir or os.path.join('runs', 'behaviour', args.task)}: no such "
                         f"behaviour-policy run directory (python -m spin_bench.datagen train makes one)")

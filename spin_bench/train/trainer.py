@@ -24,7 +24,7 @@ import torch
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
 from spin_bench.models.common import synchronize
-from spin_bench.rundir import CHECKPOINT, METRICS
+from spin_bench.rundir import CHECKPOINT, METRICS, RunDirError
 from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.train.graph_step import UpdateStep
 
@@ -187,9 +187,7 @@ def _resume(algo: OfflineAlgorithm, sampler: DatasetSampler, schedule: Schedule,
     if resume and (checkpoint is not None or os.path.exists(ckpt_path)):
         # CPU first: the loaders copy onto the live modules' devices; RNG states must stay on the CPU.
         state = checkpoint if checkpoint is not None else load_checkpoint(ckpt_path)
-        if state["step"] > schedule.num_steps:
-            raise ValueError(f"{ckpt_path}: the run is at step {state['step']}, past Schedule.num_steps = "
-                             f"{schedule.num_steps}; resume it with num_steps >= {state['step']} or start a new run")
+        check_resume_step(os.path.dirname(ckpt_path), state["step"], schedule)
         algo.load_full_state_dict(state["algo"])
         sampler.generator.set_state(state["sampler_rng"].cpu())  # generator states live on the CPU
         torch.set_rng_state(state["torch_rng"])
@@ -324,6 +322,15 @@ def load_checkpoint(path: str) -> dict:
         raise UnreadableFileError(f"{path}: not a spin_bench training checkpoint "
                                   f"(lacks {', '.join(missing) or 'well-formed step/rows'})")
     return state
+
+
+def check_resume_step(run_dir: str, step: int, schedule: Schedule) -> None:
+    """RunDirError (a ValueError) when a checkpoint at `step` is past Schedule.num_steps: its
+    evaluations past the new end would make the final score. Nothing is changed."""
+    if step > schedule.num_steps:
+        raise RunDirError(f"refusing to resume {run_dir}: its checkpoint is at step {step}, past "
+                          f"Schedule.num_steps = {schedule.num_steps}; nothing was changed (resume with "
+                          f"num_steps >= {step} or use another --run_dir)")
 
 
 def _check_finite(loss_sums: Dict[str, torch.Tensor], step: int) -> None:
