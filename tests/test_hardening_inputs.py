@@ -164,6 +164,18 @@ def test_missing_data_without_published_data_suggests_what_works(tmp_path, run_m
     assert "import" not in line and "fish-swim has no published dataset at bins 5" in line
 
 
+def test_a_checkpoint_past_the_end_is_refused_by_one_rule():
+    """The trainer owns the refusal; run_experiment calls the same check before any work."""
+    from spin_bench.train.experiment import RunDirError
+    from spin_bench.train.trainer import Schedule, check_resume_step
+
+    schedule = Schedule(num_steps=40, eval_every=20)
+    check_resume_step("d", 40, schedule)
+    with pytest.raises(RunDirError, match="refusing to resume d: its checkpoint is at step 60, past "
+                                          "Schedule.num_steps = 40; nothing was changed"):
+        check_resume_step("d", 60, schedule)
+
+
 def test_the_resolver_reads_an_unknown_task_as_unpublished(tmp_path):
     """A task outside the benchmark's table (a researcher's new one) has no published data; the
     check and the obtain step give the same one message; an explicit file is what works."""
