@@ -26,12 +26,14 @@ demo: $(STAMP)
 	$(PY) -m spin_bench.demo
 
 # two pytest processes (the 2-core machines this is made on; TEST_WORKERS=0 runs it in one),
-# each test file in one process so module fixtures are built once
+# each test file in one process so module fixtures are built once; the files are handed out in
+# collection order, which tests/conftest.py makes slowest first (xdist would otherwise reorder
+# them by their number of tests, leaving slow few-test files such as test_install.py for last)
 TEST_WORKERS ?= 2
 
 test: $(STAMP) latex
 	$(PY) -m ruff check spin_bench baselines tests
-	SPIN_BENCH_REQUIRE_LATEX=1 $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) tests
+	SPIN_BENCH_REQUIRE_LATEX=1 $(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) tests
 
 # pdflatex and booktabs, for the test that compiles every LaTeX table the report writes
 # (tests/test_report_paper_ready.py): nothing to do when they are there, otherwise the two
@@ -69,4 +71,4 @@ gpu-kit: $(STAMP)
 	du -sh gpu_kit
 
 gpu-check:
-	PYTHONUNBUFFERED=1 $(KIT_PYTHON) -m spin_bench.gpu_check --out=$(GPU_OUT) $(GPU_CHECK_FLAGS)
+	PYTHONUNBUFFERED=1 $(KIT_PYTHON) -m spin_bench.gpu --out=$(GPU_OUT) $(GPU_CHECK_FLAGS)

@@ -1,7 +1,7 @@
 """F-IQL's actor: a factorised MLP policy (independent categorical heads on a shared trunk)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Tuple
 
 import gin
 import torch
@@ -20,12 +20,17 @@ class FactorisedMLPActor(FactoredActor):
 
     def __init__(self, obs_dim: int, bins: Sequence[int], hidden: Sequence[int] = (256, 256)):
         super().__init__(obs_dim, bins)
-        dims = [self.obs_dim, *[int(h) for h in hidden]]
+        self.trunk, width = self.make_trunk(self.obs_dim, [int(h) for h in hidden])
+        self.head = nn.Linear(width, self.num_slots * self.max_bins)
+
+    def make_trunk(self, obs_dim: int, hidden: Sequence[int]) -> Tuple[nn.Module, int]:
+        """h(s): the shared trunk and its output width; here a ReLU MLP. The hook a variant
+        overrides (a residual trunk, a normalised one) without touching the heads."""
+        dims = [obs_dim, *hidden]
         layers: list[nn.Module] = []
         for i, o in zip(dims[:-1], dims[1:]):
             layers += [nn.Linear(i, o), nn.ReLU()]
-        self.trunk = nn.Sequential(*layers)
-        self.head = nn.Linear(dims[-1], self.num_slots * self.max_bins)
+        return nn.Sequential(*layers), dims[-1]
 
     def logits(self, obs: torch.Tensor) -> torch.Tensor:
         """Masked logits (B, N, max_bins)."""

@@ -25,11 +25,11 @@ from absl import app, flags  # noqa: E402
 
 from spin_bench.perf.measure import combine_rounds, run_single  # noqa: E402
 from spin_bench.perf.render import format_line, read_results, render_markdown  # noqa: E402
-from spin_bench.vocab import ACTOR_METHOD_ORDER  # noqa: E402
+from spin_bench import vocab  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("tasks", ["cheetah-run", "quadruped-walk", "dog-trot"], "task dimensions to benchmark")
-flags.DEFINE_list("methods", list(ACTOR_METHOD_ORDER), "methods (also decqn: the value-based learners)")
+flags.DEFINE_list("methods", list(vocab.actor_methods(builtin_only=True)), "methods (also decqn: the value-based learners)")
 flags.DEFINE_list("algos", ["iql"], "algorithms (decqn's: cql, bcq, iql, onestep); only the grid's "
                   "method x algorithm pairs run")
 flags.DEFINE_list("scales", ["cpu", "paper"], "model scales (gin/scales/<scale>.gin)")
@@ -56,9 +56,7 @@ flags.DEFINE_string("_single", None, "internal: run one configuration (JSON) and
 
 def _pair_exists(method: str, algo: str) -> bool:
     """Whether (method, algo) is a cell of the grid (DecQN pairs with its own algorithms only)."""
-    from spin_bench.vocab import ALGOS, DECQN_ALGOS
-
-    return algo in (DECQN_ALGOS if method == "decqn" else ALGOS)
+    return (method, algo) in vocab.grid_pairs()
 
 
 def configurations() -> List[dict]:
@@ -77,7 +75,8 @@ def configurations() -> List[dict]:
                             out.append(dict(base, part="train", scale=scale, task=task, method=method, algo=algo,
                                             update_mode=mode))
             if "reference" in FLAGS.parts:
-                for method in (m for m in FLAGS.methods if m != "decqn"):  # the reference step is actor IQL's
+                # the reference step is actor IQL's: methods with an actor only
+                for method in (m for m in FLAGS.methods if m in vocab.actor_methods()):
                     out.append(dict(base, part="reference", scale=scale, task=task, method=method, algo="iql"))
             if "asm" in FLAGS.parts:
                 out.append(dict(base, part="asm", scale=scale, task=task, method="asm", algo="mam"))

@@ -29,21 +29,61 @@ class ConfigError(ValueError):
     """A gin file or binding is missing or malformed."""
 
 
-# Every module that defines a @gin.configurable. They are loaded by name (they register
-# themselves with gin on import), so this module depends on none of them and every layer may
-# use it.
-CONFIGURABLE_MODULES = (
-    "spin_bench.baselines.autoregressive", "spin_bench.baselines.factorised", "spin_bench.algos",
-    "spin_bench.datagen.decqn", "spin_bench.models.actors", "spin_bench.models.asm",
-    "spin_bench.models.critics", "spin_bench.models.spin", "spin_bench.train.experiment",
-    "spin_bench.train.trainer", "spin_bench.train.graph_step",
+# The modules that define @gin.configurables besides the registered actors and algorithms
+# (whose modules the registry names: vocab.builder_module). They are loaded by name (they
+# register themselves with gin on import), so this module depends on none of them and every
+# layer may use it.
+CORE_CONFIGURABLE_MODULES = (
+    "spin_bench.datagen.decqn", "spin_bench.models.asm", "spin_bench.models.critics",
+    "spin_bench.train.experiment", "spin_bench.train.trainer", "spin_bench.train.graph_step",
 )
+
+
+def configurable_modules() -> List[str]:
+    """The core configurable modules and those of every registered actor and algorithm."""
+    from spin_bench import vocab
+
+    vocab.load_extensions()
+    builders = [s.actor for s in vocab.METHOD_SPECS.values() if s.actor is not None] + \
+        [s.cls for s in vocab.ALGO_SPECS.values()]
+    named = [vocab.builder_module(b) for b in builders]
+    return list(dict.fromkeys([*CORE_CONFIGURABLE_MODULES, *(m for m in named if m)]))
 
 
 def import_configurables() -> None:
     """Import every module that defines a @gin.configurable, so any file can bind them."""
-    for name in CONFIGURABLE_MODULES:
+    for name in configurable_modules():
         importlib.import_module(name)
+
+
+_IMPORT_LINE = re.compile(r"^\s*import\s+(?P<module>[A-Za-z_][\w.]*)\s*(#.*)?$")
+
+
+def import_extensions(gin_files: Sequence[str]) -> None:
+    """Import the modules named by ``import`` lines of these gin files (and the files they
+    include), so a method, algorithm or task of your own is registered before its name is
+    checked (gin would import them only while parsing). ConfigError naming a module that fails."""
+    seen: List[str] = []
+
+    def visit(path: str) -> None:
+        if path in seen:
+            return
+        seen.append(path)
+        with open(path) as fh:
+            for line in fh:
+                m = _IMPORT_LINE.match(line)
+                if m:
+                    try:
+                        importlib.import_module(m.group("module"))
+                    except Exception as e:  # noqa: BLE001  (their module: report it in one line)
+                        raise ConfigError(f"{path}: import {m.group('module')} failed: {type(e).__name__}: {e}") \
+                            from None
+                inc = _INCLUDE.match(line)
+                if inc:
+                    visit(os.path.abspath(resolve_include(inc.group("name"), path)))
+
+    for f in gin_files:
+        visit(os.path.abspath(resolve(f)))
 
 
 def parse(gin_files: Sequence[str], bindings: Sequence[str], finalize: bool = True) -> None:

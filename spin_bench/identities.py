@@ -7,6 +7,10 @@ with the same sha256. Prints one line per such run (run directory, sha256, ident
 where it came from); --write records the identities in summary.json (atomically). Runs with no
 file at hand stay as they are (the report keeps them and calls them unverifiable). See
 docs/data-identity.md.
+
+The command line of spin_bench.analysis.data_identities (the data identities run directories
+recorded); the data identity itself is spin_bench.data.identity, the run identity
+spin_bench.train.identity.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if missing:
         sys.stderr.write(f"{PROG}: error: --data {missing[0]}: no such file or directory\n")
         return 2
-    from spin_bench.analysis.identities import backfill
+    from spin_bench.analysis.data_identities import backfill
     from spin_bench.analysis.loading import find_run_dirs
     from spin_bench.analysis.notes import AnalysisError
 

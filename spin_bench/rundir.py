@@ -40,6 +40,11 @@ NON_RESULT_BINDINGS = ("Experiment.data_dir", "Experiment.asm_cache_dir", "Exper
                        "Experiment.expected_identities")
 
 
+class RunDirError(ValueError):
+    """The run directory cannot take this run (it holds another, is not a directory, or its
+    checkpoint is past the schedule's end)."""
+
+
 def default_run_dir(results_dir: str, task: str, bins: Union[int, Sequence[int]], level: str, method: str,
                     algo: str, scale: str, seed: int) -> str:
     """``<results_dir>/<task>-b<bins>/<level>/<method>_<algo>/<scale>/seed_<seed>``; per-dimension

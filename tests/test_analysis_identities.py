@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from spin_bench.analysis import load_runs
-from spin_bench.analysis.identities import BACKFILL_KEY
+from spin_bench.analysis.data_identities import BACKFILL_KEY
 from spin_bench.identities import main as identities_main
 from spin_bench.analysis.synthetic import write_run_dir
 from spin_bench.data import load_dataset, sha256_file, write_dataset

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from spin_bench import report as report_cli
-from spin_bench.analysis import (METHOD_COLORS, load_runs, method_label, per_cell_table,
+from spin_bench.analysis import (load_runs, method_colors, method_label, methods, per_cell_table,
                                  write_report)
 from spin_bench.analysis.synthetic import write_run_dir
 from spin_bench.analysis.render import tex_escape
@@ -38,7 +38,8 @@ def test_labels_and_colours():
     assert [method_label(m, "awac") for m in ("f", "ar", "saint", "spin")] == \
         ["F-AWAC", "AR-AWAC", "SAINT-AWAC", "SPIN-AWAC"]
     assert method_label("decqn", "onestep") == "DecQN-OneStep"
-    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS) == 5  # one distinct colour each
+    colours = method_colors()
+    assert len(set(colours.values())) == len(colours) == len(methods())  # one distinct colour each
 
 
 def test_per_cell_table_ties_one_seed_missing_method(tmp_path):

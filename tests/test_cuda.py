@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from spin_bench.baselines.autoregressive import AutoregressiveActor
 from spin_bench.baselines.factorised import FactorisedMLPActor
 from spin_bench.algos import IQL, Batch
+from spin_bench import vocab
 from spin_bench.atomic import atomic_torch_save
 from spin_bench.models import ActionStructureModel, TransformerActor, TransformerBlock, make_spin_actor
 from spin_bench.models.asm import pretrain_asm
@@ -164,7 +165,7 @@ def _batch(device, seed=0):
     return Batch(*(t.to(device) for t in DatasetSampler(_data(CPU, seed=seed), batch_size=32, seed=seed).sample()))
 
 
-@pytest.mark.parametrize("method", ["f", "ar", "saint", "spin"])
+@pytest.mark.parametrize("method", vocab.actor_methods(builtin_only=True))
 def test_one_iql_step_on_cuda_equals_the_cpu_step(device, method):
     """Same weights, same batch, no dropout: the losses agree to 1e-4 and every gradient of the
     step to 1e-3 of its norm (TF32 off)."""
@@ -181,7 +182,7 @@ def test_one_iql_step_on_cuda_equals_the_cpu_step(device, method):
             assert err < 1e-3, (name, err)
 
 
-@pytest.mark.parametrize("method", ["f", "ar", "saint", "spin"])
+@pytest.mark.parametrize("method", vocab.actor_methods(builtin_only=True))
 def test_captured_graph_equals_eager_steps_on_cuda(device, method):
     """Ten steps replayed from one CUDA graph against ten eager steps on the same batches:
     losses within 1e-4 relative, parameters and Adam state within 1e-5."""

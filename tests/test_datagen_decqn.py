@@ -141,18 +141,18 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path, monkeypatch, capsys
     assert list(ends) == [832, 1665, 2499]  # each source's block ends its own (cut) episode
     # the random block is uniform-random, the policy blocks are not
     assert 0.25 < (arr["actions"][:833] == 0).mean() < 0.42
-    me = dg.generate_dataset(TASK, "medium-expert", num_transitions=4000, seed=1,
+    me = dg.generate_dataset(TASK, "medium-expert", num_transitions=2000, seed=1,
                              data_dir=data_dir, num_workers=1, num_envs=2, progress=False,
                              cache=cache)
-    med = cache[(TASK, "3", "medium", 1, dg.COLLECT_EPSILON)]  # the 2,000-transition stream
-    assert len(med["actions"]) == 2000
+    med = cache[(TASK, "3", "medium", 1, dg.COLLECT_EPSILON)]  # the 1,000-transition stream
+    assert len(med["actions"]) == 1000
     me_arr = load_dataset(me).arrays()
-    np.testing.assert_array_equal(me_arr["actions"][:2000], med["actions"])
+    np.testing.assert_array_equal(me_arr["actions"][:1000], med["actions"])
     # the rme medium block is the prefix of the same stream
     np.testing.assert_array_equal(arr["observations"][833:1666], med["observations"][:833])
-    assert load_dataset(me).attrs["mixture"] == {"medium": 2000, "expert": 2000}
+    assert load_dataset(me).attrs["mixture"] == {"medium": 1000, "expert": 1000}
     # ensure_dataset finds the registered file instead of generating again
-    assert dg.ensure_dataset(TASK, "medium-expert", num_transitions=4000, seed=1,
+    assert dg.ensure_dataset(TASK, "medium-expert", num_transitions=2000, seed=1,
                              data_dir=data_dir) == me
     # ... unless the shipped policies changed since: then it is regenerated from the new ones
     expert, medium = dg.policy_path(TASK, "expert"), dg.policy_path(TASK, "medium")
@@ -160,7 +160,7 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path, monkeypatch, capsys
     try:
         with open(expert, "wb") as f:
             f.write(open(medium, "rb").read())
-        regenerated = dg.ensure_dataset(TASK, "medium-expert", num_transitions=4000, seed=1,
+        regenerated = dg.ensure_dataset(TASK, "medium-expert", num_transitions=2000, seed=1,
                                         data_dir=data_dir, progress=False)
         assert regenerated == me
         assert load_dataset(me).attrs["policies"]["expert"]["sha256"] == sha256_file(expert)
@@ -172,11 +172,11 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path, monkeypatch, capsys
 
     assert load_dataset(me).attrs["policies"]["medium"]["precision"] == "float64"
     monkeypatch.setattr(gen, "POLICY_PRECISION", "float32")
-    stale = dg.generate_dataset(TASK, "medium-expert", num_transitions=4000, seed=1, data_dir=data_dir,
+    stale = dg.generate_dataset(TASK, "medium-expert", num_transitions=2000, seed=1, data_dir=data_dir,
                                 num_workers=1, num_envs=2, progress=False)
     assert load_dataset(stale).attrs["policies"]["medium"]["precision"] == "float32"
     monkeypatch.undo()
-    again = dg.ensure_dataset(TASK, "medium-expert", num_transitions=4000, seed=1, data_dir=data_dir,
+    again = dg.ensure_dataset(TASK, "medium-expert", num_transitions=2000, seed=1, data_dir=data_dir,
                               progress=False)
     assert again == me and load_dataset(me).attrs["policies"]["expert"]["precision"] == "float64"
     assert "float32 collector" in capsys.readouterr().out

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from spin_bench import configs
-from spin_bench.algos import DECQN_ALGORITHMS, Batch, DecQNBCQ
+from spin_bench import vocab
+from spin_bench.algos import Batch, DecQNBCQ
 from spin_bench.train.experiment import run_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +29,7 @@ def _batch(n=64, seed=0):
 
 def _make(name, **kw):
     torch.manual_seed(0)
-    return DECQN_ALGORITHMS[name](OBS, BINS, hidden=(32, 32), **kw)
+    return vocab.resolve_builder(vocab.algo_spec(name, "value").cls)(OBS, BINS, hidden=(32, 32), **kw)
 
 
 def test_cql_penalty_equals_a_loop_over_slots():
@@ -64,7 +65,7 @@ def _joint_actions():
     return torch.tensor(list(itertools.product(*[range(b) for b in BINS])))  # (24, N)
 
 
-@pytest.mark.parametrize("name", sorted(DECQN_ALGORITHMS))
+@pytest.mark.parametrize("name", sorted(vocab.algo_names("value")))
 def test_greedy_action_equals_brute_force_over_the_joint_space(name):
     algo = _make(name)
     for s in range(20):  # a little training so that utilities and behaviour are not at init

@@ -8,12 +8,14 @@ import sys
 
 import pytest
 
+from spin_bench import vocab
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
 
 
 def _kit(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "spin_bench.gpu_check", *args], cwd=ROOT, env=ENV,
+    return subprocess.run([sys.executable, "-m", "spin_bench.gpu", *args], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -35,11 +37,11 @@ def test_dry_run_runs_every_part_without_a_simulator(dry_run):
     for part in ("tests", "equality", "bench", "precision", "train"):
         assert res[part]["ok"], res[part].get("error")
     assert res["equality"]["result"]["pass"] is True
-    for method in ("f", "ar", "saint", "spin"):
+    for method in vocab.actor_methods(builtin_only=True):
         assert res["equality"]["result"][method]["static_vs_eager"]["steps"] == 3
     rows = [json.loads(line) for line in open(out / "bench.jsonl")]
     cells = {(r["method"], r.get("update_mode")) for r in rows if r["kind"] == "train" and r["precision"] == "fp32"}
-    assert cells == {(m, mode) for m in ("f", "ar", "saint", "spin") for mode in ("eager", "static")}
+    assert cells == {(m, mode) for m in vocab.actor_methods(builtin_only=True) for mode in ("eager", "static")}
     assert all(r["ops_per_step"] > 100 for r in rows if r["kind"] == "train")
     assert any(r["kind"] == "asm" for r in rows)
     train = res["train"]["result"]

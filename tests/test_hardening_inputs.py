@@ -140,6 +140,70 @@ def test_missing_data_names_the_import_command_and_the_binding(tmp_path, run_mai
     assert f"--data_dir={tmp_path / 'd'}" in line and "Experiment.dataset_source='published'" in line
 
 
+def test_missing_data_without_published_data_suggests_what_works(tmp_path, run_main, capsys):
+    """A cell nothing was published for (fish-swim at 5 bins; no shipped policies either): the
+    message suggests training behaviour policies or an explicit dataset file, never an import,
+    from the runner (generated or published source) and from datagen generate alike."""
+    def no_import(line):
+        assert "spin_bench.data import" not in line and "dataset_source='published'\"" not in line, line
+        assert "python -m spin_bench.datagen train --task=fish-swim --gin_bindings=\"train_decqn.bins = 5\"" in line
+        assert "Experiment.dataset_path='FILE'" in line and "fish-swim has no published dataset at bins 5" in line
+
+    for source in ("generated", "published"):
+        rc, err = run_main(f"--results_dir={tmp_path / 'r'}", _b(f"Experiment.data_dir = '{tmp_path / 'd'}'"),
+                           _b("Experiment.task = 'fish-swim'"), _b("Experiment.bins = 5"),
+                           _b(f"Experiment.dataset_source = '{source}'"))
+        assert rc == 2
+        no_import(_one_line(err, "spin_bench.run: error: ", "no data for fish-swim medium-expert (bins 5)"))
+    assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+    from spin_bench.datagen.cli import main
+
+    assert main(["generate", "--task=fish-swim", "--level=medium", "--bins=5", f"--data_dir={tmp_path / 'd'}"]) == 2
+    line = _one_line(capsys.readouterr().err, "spin_bench.datagen: error: ", "no shipped behaviour policy")
+    assert "import" not in line and "fish-swim has no published dataset at bins 5" in line
+
+
+def test_a_checkpoint_past_the_end_is_refused_by_one_rule():
+    """The trainer owns the refusal; run_experiment calls the same check before any work."""
+    from spin_bench.train.experiment import RunDirError
+    from spin_bench.train.trainer import Schedule, check_resume_step
+
+    schedule = Schedule(num_steps=40, eval_every=20)
+    check_resume_step("d", 40, schedule)
+    with pytest.raises(RunDirError, match="refusing to resume d: its checkpoint is at step 60, past "
+                                          "Schedule.num_steps = 40; nothing was changed"):
+        check_resume_step("d", 60, schedule)
+
+
+def test_the_resolver_reads_an_unknown_task_as_unpublished(tmp_path):
+    """A task outside the benchmark's table (a researcher's new one) has no published data; the
+    check and the obtain step give the same one message; an explicit file is what works."""
+    from spin_bench.datagen.resolve import DataRequest, DataUnavailableError, check, has_published, obtain
+    from spin_bench.train.experiment import DataUnavailableError as reexported
+
+    assert reexported is DataUnavailableError
+    assert has_published("cheetah-run", 3) and has_published("dog-trot", [10] * 38)
+    assert not has_published("walker-walk", 3) and not has_published("cheetah-run", 5)
+    assert not has_published("cheetah-run", [3, 3, 5, 3, 3, 3])
+    for source in ("generated", "published"):
+        req = DataRequest("walker-walk", "medium", 3, source=source, data_dir=str(tmp_path))
+        with pytest.raises(DataUnavailableError) as checked:
+            check(req)
+        with pytest.raises(DataUnavailableError) as obtained:
+            obtain(req)
+        assert str(checked.value) == str(obtained.value)
+        line = str(checked.value)
+        assert "walker-walk has no published dataset at bins 3" in line and "import" not in line
+        assert "python -m spin_bench.datagen train --task=walker-walk, then python -m spin_bench.datagen " \
+               "export --task=walker-walk" in line
+    own = tmp_path / "own.hdf5"
+    own.write_bytes(b"")  # the check reads file names only
+    req = DataRequest("walker-walk", "medium", 3, path=str(own), data_dir=str(tmp_path))
+    check(req)
+    assert obtain(req) == own
+
+
 def test_run_refuses_unusable_directories(tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")

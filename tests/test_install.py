@@ -155,3 +155,39 @@ def test_installed_copy_runs_the_readme_smoke_cell_and_the_report_from_anywhere(
     write = py("-m", "spin_bench.gin_experiments")
     assert write.returncode == 2 and "--gin_dir" in write.stderr and len(write.stderr.strip().splitlines()) == 1
     assert _tree(site) == before, "something wrote into the installed package"
+
+
+def test_a_method_and_an_algorithm_of_ones_own_join_a_sweep_and_the_report_from_the_installed_wheel(wheel, tmp_path):
+    """docs/extending.md's ResF (a method: an actor with another trunk) and CRR (an algorithm:
+    AWAC with another advantage weighting), each one file and gin in a folder of the user's,
+    registered by the sweep file's `import` lines; nothing inside the installed package changes."""
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(site),
+                           wheel], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = _tree(site)
+    user = tmp_path / "user"
+    shutil.copytree(os.path.join(REPO, "examples", "extending"), user)
+    (user / "two.gin").write_text("include 'my_sweep.gin'\nSweep.methods = ['resf']\n")  # 2 runs: ResF-IQL, ResF-CRR
+    env = dict(os.environ, PYTHONPATH=str(site), SPIN_BENCH_DATA_DIR=str(tmp_path / "data"),
+               SPIN_BENCH_ASM_CACHE=str(tmp_path / "asm"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    sweep = subprocess.run([sys.executable, "-m", "spin_bench.sweep", "--gin_file=two.gin", "--sweep_dir=sweeps/ext",
+                            "--workers=1", "--no_report"], cwd=user, env=env, capture_output=True, text=True,
+                           timeout=900)
+    assert sweep.returncode == 0, sweep.stdout[-3000:] + sweep.stderr[-3000:]
+    runs = sorted(os.listdir(user / "sweeps" / "ext" / "runs"))
+    assert [r.rsplit("-", 2)[0] for r in runs] == ["cheetah-run-medium-expert-resf_crr",
+                                                   "cheetah-run-medium-expert-resf_iql"]
+    with open(user / "sweeps" / "ext" / "runs" / runs[0] / "summary.json") as f:
+        summary = json.load(f)
+    assert summary["status"] == "complete" and summary["method_display"]["label"] == "ResF"
+    assert (user / "sweeps" / "ext" / "cells" / "smoke" / "cheetah-run" / "medium-expert" / "resf_crr.gin").exists()
+    # the report reads the run directories only (no import of the user's modules) and names them
+    report = subprocess.run([sys.executable, "-m", "spin_bench.report", "--results_dir=sweeps/ext/runs",
+                             "--out=report", "--reps=50", "--quiet", "--no_figures"], cwd=user,
+                            env={k: v for k, v in env.items() if k != "SPIN_BENCH_EXTENSIONS"},
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    board = (user / "report" / "leaderboard.md").read_text()
+    assert "ResF-IQL" in board and "ResF-CRR" in board
+    assert _tree(site) == before, "something wrote into the installed package"

@@ -25,11 +25,13 @@ ALLOWED = {
     "train": {"base", "envs", "data", "datagen", "models", "baselines", "algos"},
     "perf": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train"},
     "sweeps": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
+    "gpu": {"base", "envs", "data", "datagen", "models", "baselines", "algos", "train", "perf"},
     "analysis": {"base", "envs", "data"},
 }
 BASE = {"spin_bench", "spin_bench.layout", "spin_bench.vocab", "spin_bench.rundir", "spin_bench.atomic",
         "spin_bench.safe_load", "spin_bench.cli", "spin_bench.configs"}
-SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "analysis"}
+SUBPACKAGES = {"envs", "data", "datagen", "models", "baselines", "algos", "train", "perf", "sweeps", "gpu",
+               "analysis"}
 
 
 def layer(module: str) -> str:
@@ -145,17 +147,45 @@ def test_the_checks_can_fail():
     assert layer("spin_bench.data.__main__") == "faces" and layer("spin_bench.vocab") == "base"
 
 
-def test_the_vocabulary_is_the_algorithms_and_the_grid():
-    from spin_bench import vocab
-    from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
+def test_the_registry_is_the_grid_and_every_entry_builds():
+    from spin_bench import configs, vocab
+    from spin_bench.algos.base import OfflineAlgorithm
     from spin_bench.gin_experiments import experiment_files
 
-    assert tuple(ALGORITHMS) == vocab.ALGOS and tuple(DECQN_ALGORITHMS) == vocab.DECQN_ALGOS
-    assert set(vocab.ACTOR_METHOD_ORDER) == set(vocab.ACTOR_METHODS)
     cells = {rel.split(os.sep)[-1][:-4] for rel in experiment_files()}
-    assert cells == {f"{m}_{a}" for m in vocab.ACTOR_METHODS for a in vocab.ALGOS} | \
-        {f"decqn_{a}" for a in vocab.DECQN_ALGOS}
-    assert [vocab.method_label(m, "iql") for m in vocab.ACTOR_METHOD_ORDER] == ["F-IQL", "AR-IQL", "SAINT", "SPIN"]
+    assert cells == {f"{m}_{a}" for m, a in vocab.grid_pairs(builtin_only=True)}
+    for (kind, name), spec in vocab.ALGO_SPECS.items():  # every registered class resolves
+        assert issubclass(vocab.resolve_builder(spec.cls), OfflineAlgorithm), name
+    for name in vocab.methods():
+        spec = vocab.method_spec(name)
+        assert spec.actor is None or callable(vocab.resolve_builder(spec.actor)), name
+        for scale in vocab.SCALE_NAMES:
+            for part in spec.fragments(scale):
+                assert os.path.isfile(os.path.join(configs.CONFIG_ROOT, part)), part
+    # every method's label is its own, and one method holds each report role
+    labels = [vocab.method_label(m, "iql") for m in vocab.methods()]
+    assert len(set(labels)) == len(labels)
+    assert vocab.role_method("subject") in vocab.methods() and vocab.role_method("ttt_baseline") in vocab.methods()
+
+
+def test_unknown_names_are_refused_naming_the_known_ones():
+    from spin_bench import vocab
+
+    with pytest.raises(vocab.UnknownNameError, match="known methods: " + ", ".join(vocab.METHOD_SPECS)):
+        vocab.method_spec("resf")
+    with pytest.raises(vocab.UnknownNameError, match="known: " + ", ".join(vocab.algo_names())):
+        vocab.algo_spec("crr")
+    with pytest.raises(vocab.UnknownNameError, match="walker-walk"):
+        vocab.task_spec("walker-walk")
+    with pytest.raises(vocab.RegistryError, match="already registered"):
+        vocab.register_method("f", "x:y")
+
+
+def test_the_generated_levels_are_the_vocabulary_levels():
+    from spin_bench import vocab
+    from spin_bench.datagen.generate import DEFAULT_SIZES
+
+    assert tuple(DEFAULT_SIZES) == vocab.LEVELS and set(vocab.LEVEL_ORDER) == set(vocab.LEVELS)
 
 
 def test_try_lock_refuses_a_held_lock_and_file_lock_waits_for_none(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from spin_bench import configs
+from spin_bench import configs, vocab
 from spin_bench.train.experiment import resolve_device, run_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,8 +56,8 @@ def _metrics(run_dir):
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("method", ["spin", "saint", "f", "ar"])
-@pytest.mark.parametrize("algo", ["iql", "awac", "bcq", "bc"])
+@pytest.mark.parametrize("method", vocab.actor_methods(builtin_only=True))
+@pytest.mark.parametrize("algo", vocab.algo_names("actor", builtin_only=True))
 def test_every_method_and_algorithm_trains(tmp_path, store, method, algo):
     extra = ["Experiment.algo = 'bc'"] if algo == "bc" else []
     run_dir, summary = _run(tmp_path, store, method, algo if algo != "bc" else "iql", extra)
@@ -203,14 +203,19 @@ def test_experiment_gin_files_are_in_sync_and_parse():
 
     assert stale_files() == []
     files = experiment_files()
-    # 16 (scale, task) x 4 levels x (4 methods x (IQL, AWAC, BCQ, BC) + DecQN x (CQL, BCQ, IQL, OneStep))
-    assert len(files) == 16 * 4 * (16 + 4)
-    for rel in ("experiments/paper/dog-trot-b30/medium-expert/spin_iql.gin",
-                "experiments/paper/dog-trot/expert/decqn_onestep.gin",
-                "experiments/cpu/cheetah-run/medium-expert/decqn_cql.gin",
-                "experiments/cpu/cheetah-run/random-medium-expert/f_bc.gin",
-                "experiments/cpu/cheetah-run/medium-expert/spin_iql.gin",
-                "experiments/smoke/quadruped-walk/random-medium-expert/ar_bcq.gin"):
+    # every (scale, grid task) x level x (method, algo) pair the registry's grid has
+    grid = sum(len(vocab.grid_tasks(s, builtin_only=True)) for s in vocab.SCALE_NAMES)
+    assert len(files) == grid * len(vocab.LEVELS) * len(vocab.grid_pairs(builtin_only=True))
+    # each scale's first and last task, every level once, every (method, algo) pair once
+    pairs = vocab.grid_pairs(builtin_only=True)
+    picks = []
+    for i, (method, algo) in enumerate(pairs):
+        scale = vocab.SCALE_NAMES[i % len(vocab.SCALE_NAMES)]
+        tasks = vocab.grid_tasks(scale, builtin_only=True)
+        task, level = tasks[-(i % 2)], vocab.LEVELS[i % len(vocab.LEVELS)]
+        picks.append(f"experiments/{scale}/{task}/{level}/{method}_{algo}.gin")
+    assert set(picks) <= set(files)
+    for rel in picks:
         configs.parse([os.path.join(REPO, "gin", rel)], [], finalize=False)
         assert gin.query_parameter("Experiment.scale") == rel.split("/")[1]
         gin.clear_config()

@@ -19,8 +19,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE_SPIN = os.path.join(REPO, "gin", "experiments", "smoke", "finger-spin", "medium-expert", "spin_iql.gin")
 
 
-def _run_spin(run_dir, store, seed=0, extra=()):
-    configs.parse([SMOKE_SPIN], [f"Experiment.data_dir = '{store / 'datasets'}'",
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """One dataset store for the module's real runs: the smoke finger-spin medium-expert data is
+    generated (from the shipped policies) by the first run that needs it and found there by the
+    others. Each test keeps its own ASM cache, so what it says about the cache is its own."""
+    return tmp_path_factory.mktemp("spin_study_store") / "datasets"
+
+
+def _run_spin(run_dir, store, datasets, seed=0, extra=()):
+    configs.parse([SMOKE_SPIN], [f"Experiment.data_dir = '{datasets}'",
                                  f"Experiment.asm_cache_dir = '{store / 'asm'}'", *extra])
     try:
         return run_experiment(str(run_dir), seed, torch.device("cpu"), config=configs.config_str())
@@ -33,10 +41,10 @@ def _curve(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys):
+def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys, datasets):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    first = _run_spin(tmp_path / "a", tmp_path / "store")
+    first = _run_spin(tmp_path / "a", tmp_path / "store", datasets)
     err = capsys.readouterr().err
     assert "ASM pre-training:" in err and "masked acc" in err and "structure" in err
     rows = _curve(tmp_path / "a")
@@ -51,7 +59,7 @@ def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys):
     acc.Reload()
     assert {"asm/mam_loss", "asm/masked_accuracy", "asm/steps_per_s"} <= set(acc.Tags()["scalars"])
 
-    second = _run_spin(tmp_path / "b", tmp_path / "store")  # same data, config and seed: the cache
+    second = _run_spin(tmp_path / "b", tmp_path / "store", datasets)  # same data, config and seed: the cache
     assert "loaded from the cache" in capsys.readouterr().err
     assert second["asm"]["from_cache"] is True
     assert _curve(tmp_path / "b") == rows
@@ -59,10 +67,10 @@ def test_asm_stage_is_recorded_also_from_the_cache(tmp_path, capsys):
     assert second["pretrain_time_s"] == pytest.approx(first["pretrain_time_s"])
     assert second["machine"]["cpu"] and second["machine"]["logical_cores"] >= 1
     # another policy seed with Experiment.asm_seed = 0 shares seed 0's ASM; without it, its own
-    third = _run_spin(tmp_path / "c", tmp_path / "store", seed=1, extra=["Experiment.asm_seed = 0"])
+    third = _run_spin(tmp_path / "c", tmp_path / "store", datasets, seed=1, extra=["Experiment.asm_seed = 0"])
     assert third["asm"]["from_cache"] is True and third["asm"]["seed"] == 0
     assert third["asm"]["structure"] == pytest.approx(asm["structure"])
-    fourth = _run_spin(tmp_path / "d", tmp_path / "store", seed=1)
+    fourth = _run_spin(tmp_path / "d", tmp_path / "store", datasets, seed=1)
     assert fourth["asm"]["from_cache"] is False and fourth["asm"]["seed"] == 1
 
 
@@ -109,7 +117,9 @@ def test_report_shows_variant_rows(tmp_path):
         _write(tmp_path / "runs", f"f{seed}", "f", seed, [100, 110, 120], _config())
         _write(tmp_path / "runs", f"spin{seed}", "spin", seed, [50, 60, 70], _config())
         _write(tmp_path / "runs", f"b{seed}", "spin", seed, [70, 80, 90], _config(beta=10.0))
-    assert main(["--results_dir", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    # the rows only (no figure, no CI digit is checked): tables only, fewer bootstrap replicates
+    assert main(["--results_dir", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), "--quiet",
+                 "--no_figures", "--reps=200"]) == 0
     board = open(tmp_path / "rep" / "leaderboard.md").read()
     assert "SPIN [IQL.beta=10.0]" in board and "| SPIN |" in board.replace("**", "")
 
@@ -151,7 +161,8 @@ def test_report_has_the_pre_training_budget_section_and_figures(tmp_path):
             doc = json.load(open(path))
             doc["asm"] = {"masked_accuracy": 0.6 + epochs / 1000, "exact_match": 0.03, "mean_structure": 0.05}
             json.dump(doc, open(path, "w"))
-    assert main(["--results_dir", str(root), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    # figures on (checked below); the numbers checked are means, not bootstrap CIs: fewer replicates
+    assert main(["--results_dir", str(root), "--out", str(tmp_path / "rep"), "--quiet", "--reps=200"]) == 0
     board = open(tmp_path / "rep" / "leaderboard.md").read()
     assert "## SPIN's pre-training budget" in board
     assert "SPIN [ASM 100 ep]" in board and "SPIN [fine-tuned]" in board
@@ -174,14 +185,14 @@ def test_report_has_the_pre_training_budget_section_and_figures(tmp_path):
     assert "pre-training budget" not in open(os.path.join(REPO, "results", "cpu_tier", "report", "leaderboard.md")).read()
 
 
-def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path):
+def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path, datasets):
     """Experiment.expected_identities: a study keyed on committed runs' data trains nothing on
     other data (exit 2, no run directory), and runs as usual on the data it names."""
     import subprocess
     import sys
 
     store = tmp_path / "store"
-    base = [f"--gin_file={SMOKE_SPIN}", f"--gin_bindings=Experiment.data_dir = '{store / 'datasets'}'",
+    base = [f"--gin_file={SMOKE_SPIN}", f"--gin_bindings=Experiment.data_dir = '{datasets}'",
             f"--gin_bindings=Experiment.asm_cache_dir = '{store / 'asm'}'"]
     ds = "finger-spin-medium-expert-b3-v1"
     bad = subprocess.run([sys.executable, "-m", "spin_bench.run", *base, f"--run_dir={tmp_path / 'bad'}",
@@ -194,7 +205,7 @@ def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path):
     from spin_bench.data import load_dataset
     from spin_bench.datagen.generate import generated_store
 
-    identity = load_dataset(generated_store(str(store / "datasets"), 4000, 0, "medium-expert").find(ds)).identity
+    identity = load_dataset(generated_store(str(datasets), 4000, 0, "medium-expert").find(ds)).identity
     good = subprocess.run([sys.executable, "-m", "spin_bench.run", *base, f"--run_dir={tmp_path / 'good'}",
                            f"--gin_bindings=Experiment.expected_identities = {{'{ds}': '{identity[:8]}'}}"],
                           capture_output=True, text=True, timeout=600)

@@ -1,5 +1,6 @@
-"""Offline RL algorithms; each of ALGORITHMS works with every actor (transformer, SPIN, factorised,
-AR); DECQN_ALGORITHMS are value-based (method "decqn")."""
+"""Offline RL algorithms. The registry (spin_bench.vocab: register_algo) names them: the actor
+algorithms (IQL, AWAC, BCQ, BC) work with every actor (transformer, SPIN, factorised, AR); the
+value-based ones (DecQN-CQL, -BCQ, -IQL, -OneStep) are method "decqn"'s."""
 from spin_bench.algos.awac import AWAC
 from spin_bench.algos.base import Batch, OfflineAlgorithm, make_optimizer
 from spin_bench.algos.bc import BC
@@ -11,10 +12,5 @@ from spin_bench.algos.decqn_iql import DecQNIQL
 from spin_bench.algos.decqn_onestep import DecQNOneStep
 from spin_bench.algos.iql import IQL
 
-ALGORITHMS = {"iql": IQL, "awac": AWAC, "bcq": BCQ, "bc": BC}
-# The value-decomposition learners of the published discretised-DMC benchmark (method "decqn"):
-# no actor, a greedy per-slot policy; constructed as cls(obs_dim, bins).
-DECQN_ALGORITHMS = {"cql": DecQNCQL, "bcq": DecQNBCQ, "iql": DecQNIQL, "onestep": DecQNOneStep}
-
-__all__ = ["ALGORITHMS", "AWAC", "BC", "BCQ", "Batch", "DECQN_ALGORITHMS", "DecQNBCQ", "DecQNCQL", "DecQNIQL",
+__all__ = ["AWAC", "BC", "BCQ", "Batch", "DecQNBCQ", "DecQNCQL", "DecQNIQL",
            "DecQNLearner", "DecQNOneStep", "IQL", "OfflineAlgorithm", "make_optimizer"]

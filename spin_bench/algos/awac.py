@@ -40,6 +40,11 @@ class AWAC(OfflineAlgorithm):
             return expected_factored_q(probs, critic.raw_utilities(obs)).min(dim=0).values
         return critic.q_min(obs, self.actor.sample(obs))
 
+    def advantage_weights(self, advantage: torch.Tensor) -> torch.Tensor:
+        """w(A) = min(exp(A / lambda), w_max): the actor loss's per-sample weight. The hook a
+        variant overrides (CRR's binary filter: w = 1[A > 0])."""
+        return torch.exp(advantage / self.lam).clamp(max=self.max_weight)
+
     def update(self, batch: Batch) -> Dict[str, torch.Tensor]:
         obs, act = batch.observations, batch.actions
 
@@ -53,7 +58,7 @@ class AWAC(OfflineAlgorithm):
 
         with torch.no_grad():
             advantage = self.critic.q_min(obs, act) - self.policy_value(self.critic, obs)
-            weights = torch.exp(advantage / self.lam).clamp(max=self.max_weight)
+            weights = self.advantage_weights(advantage)
         actor_loss = -(weights * self.actor.log_prob(obs, act)).mean()
         step(self.optimizers["actor"], actor_loss, grad_clip=self.grad_clip)
 

@@ -10,7 +10,7 @@
 
 Definitions: docs/report.md (and the docstrings of ``ttt`` and ``stats``).
 """
-from spin_bench.analysis.labels import METHOD_COLORS, method_color, order_methods
+from spin_bench.analysis.labels import method_color, method_colors, order_methods
 from spin_bench.analysis.loading import LoadResult, find_run_dirs, load_runs
 from spin_bench.analysis.notes import AnalysisError, Note, Notes
 from spin_bench.analysis.reference import (paper_returns, paper_time_to_target,
@@ -23,13 +23,13 @@ from spin_bench.analysis.ttt import (TimeToTargetResult, run_time_to_target, smo
                                      time_to_target)
 from spin_bench.analysis.writer import Report, write_report
 from spin_bench.rundir import final_score
-from spin_bench.vocab import METHOD_ORDER, method_label
+from spin_bench.vocab import method_label, methods
 
 __all__ = [
     "AGGREGATE_METRICS", "AggregateResult", "AnalysisError", "CellTable", "GroupAggregate",
-    "LoadResult", "METHOD_COLORS", "METHOD_ORDER", "Note", "Notes", "Report",
+    "LoadResult", "Note", "Notes", "Report",
     "TimeToTargetResult", "aggregate", "aggregate_func", "bootstrap_ci", "final_score",
-    "find_run_dirs", "load_runs", "method_color", "method_label", "order_methods",
+    "find_run_dirs", "load_runs", "method_color", "method_colors", "method_label", "methods", "order_methods",
     "paper_returns", "paper_time_to_target", "per_cell_table",
     "probability_of_improvement_fast", "published_reference_scores", "run_time_to_target",
     "score_matrices", "smooth_trailing", "time_to_target", "write_report",

@@ -1,47 +1,48 @@
 """Method colours, markers and line styles, and the sort orders of the report's tables.
 
-The names themselves (the method order, the display labels F-IQL, AR-IQL, SAINT, SPIN,
-SPIN-AWAC, DecQN-CQL, ..., the reference algorithms) live in :mod:`spin_bench.vocab`.
-Colours come from the Okabe-Ito colour-blind-safe palette and never change between figures;
-markers and line styles differ too, so the figures also read in grey scale.
+Every method's label, order, colour, marker and line style is its registry entry
+(:mod:`spin_bench.vocab`); these functions read it. The built-in colours come from the Okabe-Ito
+colour-blind-safe palette and never change between figures; markers and line styles differ
+too, so the figures also read in grey scale.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
-from spin_bench.vocab import LEVEL_ORDER, METHOD_ORDER, split_variant
+from spin_bench import vocab
+from spin_bench.vocab import LEVEL_ORDER, split_variant
 
-BASELINE_METHOD = "f"      # the method whose asymptote defines the time-to-target target
-SPIN_METHOD = "spin"
+# The report's two roles, held by registered methods (vocab.register_method(role=...)).
+BASELINE_METHOD = vocab.role_method("ttt_baseline")  # the method whose asymptote is the time-to-target target: F
+SPIN_METHOD = vocab.role_method("subject")  # the method compared with every other: SPIN
 
-# Okabe & Ito (2008), "Color Universal Design".
-METHOD_COLORS = {
-    "f": "#0072B2",      # blue
-    "ar": "#E69F00",     # orange
-    "saint": "#009E73",  # bluish green
-    "spin": "#D55E00",   # vermillion
-    "decqn": "#CC79A7",  # reddish purple
-}
-# Other methods (F-BC among them): the rest of the palette and a neutral grey; not its yellow,
-# #F0E442, which nearly vanishes on white (a test keeps every colour at 2:1 contrast or more).
+# Methods without a colour of their own (F-BC among them, a method of yours that names none):
+# the rest of the Okabe-Ito palette and a neutral grey; not its yellow, #F0E442, which nearly
+# vanishes on white (a test keeps every colour at 2:1 contrast or more).
 OTHER_COLORS = ("#56B4E9", "#777777", "#000000")
-METHOD_MARKERS = {"f": "o", "ar": "s", "saint": "^", "spin": "D", "decqn": "P"}
-METHOD_LINESTYLES = {"f": "-", "ar": "--", "saint": "-.", "spin": "-", "decqn": ":"}
+_UNKNOWN_ORDER, _REFERENCE_ORDER = 1e6, 2e6
 
 
-def method_sort_key(method: str) -> Tuple[int, str, str]:
-    """Fixed method order; a method's variants ('spin[ASM 100 ep]') right after it, by label."""
+def method_colors() -> Dict[str, str]:
+    """Each registered method's own colour (those that name one)."""
+    return {m: vocab.METHOD_SPECS[m].color for m in vocab.methods() if vocab.METHOD_SPECS[m].color}
+
+
+def method_sort_key(method: str) -> Tuple[float, str, str]:
+    """The registry's method order; a method's variants ('spin[ASM 100 ep]') right after it, by
+    label; methods the registry does not know after, sorted; reference rows (F-BC) last."""
     base, variant = split_variant(method)
     base = base.lower()
-    if base in METHOD_ORDER:
-        return (METHOD_ORDER.index(base), base, variant)
+    spec = vocab.METHOD_SPECS.get(base)
+    if spec is not None:
+        return (spec.order, base, variant)
     if "_" in base:  # reference rows last
-        return (len(METHOD_ORDER) + 1, base, variant)
-    return (len(METHOD_ORDER), base, variant)
+        return (_REFERENCE_ORDER, base, variant)
+    return (_UNKNOWN_ORDER, base, variant)
 
 
 def order_methods(methods: Iterable[str]) -> List[str]:
-    """Unique methods in the fixed order F, AR, SAINT, SPIN (unknown ones after, sorted;
+    """Unique methods in the registry's order F, AR, SAINT, SPIN (unknown ones after, sorted;
     reference rows such as F-BC last; each method's variants after it)."""
     return sorted({_key(m) for m in methods}, key=method_sort_key)
 
@@ -52,22 +53,26 @@ def _key(method: str) -> str:
     return base.lower() + (f"[{variant}]" if variant else "")
 
 
+def _spec(method: str):
+    return vocab.METHOD_SPECS.get(split_variant(method)[0].lower())
+
+
 def method_color(method: str) -> str:
-    base, variant = split_variant(method)
-    base = base.lower()
-    if base in METHOD_COLORS and not variant:
-        return METHOD_COLORS[base]
+    spec, variant = _spec(method), split_variant(method)[1]
+    if spec is not None and spec.color and not variant:
+        return spec.color
     # Unknown methods and variants: a stable colour from the rest of the palette.
     return OTHER_COLORS[sum(map(ord, _key(method))) % len(OTHER_COLORS)]
 
 
 def method_marker(method: str) -> str:
-    return METHOD_MARKERS.get(split_variant(method)[0].lower(), "v")
+    spec = _spec(method)
+    return spec.marker if spec is not None else "v"
 
 
 def method_linestyle(method: str) -> str:
-    base, variant = split_variant(method)
-    return "--" if variant else METHOD_LINESTYLES.get(base.lower(), ":")
+    spec, variant = _spec(method), split_variant(method)[1]
+    return "--" if variant else (spec.linestyle if spec is not None else ":")
 
 
 def bins_label(bins) -> str:

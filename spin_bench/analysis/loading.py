@@ -13,7 +13,7 @@ Exclusion rules (each excluded run is listed with its reason, never silently mix
    that differs from the majority identity of the runs that name the same ``dataset_id``
    (all runs of that dataset_id are excluded when there is no strict majority); runs that
    recorded only the file sha256 get their identity from the file at hand, or are kept
-   and reported as unverifiable (:mod:`spin_bench.analysis.identities`);
+   and reported as unverifiable (:mod:`spin_bench.analysis.data_identities`);
 5. duplicates (same scale, algo, task, bins, level, method, configuration and seed): the run
    with the most evaluations is kept (then the most steps, then the first path in sorted
    order). Runs of a method whose configurations differ (config.gin: ``pretrain_asm.epochs``,
@@ -31,12 +31,13 @@ from typing import Dict, Iterable, List, Optional, Union
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.identities import check_identities
+from spin_bench.analysis.data_identities import check_identities
 from spin_bench.analysis.labels import bins_label
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.variants import result_config, variant_labels
 from spin_bench.rundir import COMPLETE, CONFIG, METRICS, SUMMARY, config_bindings, final_score
-from spin_bench.vocab import REFERENCE_ALGOS, method_label, reference_method, variant_method
+from spin_bench import vocab
+from spin_bench.vocab import method_label, reference_algos, reference_method, variant_method
 
 REQUIRED_SUMMARY_KEYS = ("status", "task", "bins", "level", "method", "algo", "scale", "seed",
                          "dataset_sha256")
@@ -305,6 +306,8 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
         "task": fields["task"], "bins": bins_label(fields["bins"]),
         "level": fields["level"], "method": fields["method"].lower(),
     }
+    if isinstance(summary.get("method_display"), dict):  # a method of a researcher's own: shown as it recorded
+        vocab.register_display(cfg["method"], summary["method_display"])
     cfg["label"] = method_label(cfg["method"], cfg["algo"])
     dataset_id = fields["dataset_id"]
     if dataset_id in (None, ""):
@@ -362,7 +365,8 @@ def _asm_fields(method: str, summary: dict, bindings: Dict[str, str]) -> dict:
     """SPIN's pre-training budget (ASM epochs from config.gin), whether the ASM-initialised
     encoder was fine-tuned, and the ASM probe from summary.json (NaN where not recorded)."""
     asm = summary.get("asm") if isinstance(summary.get("asm"), dict) else {}
-    spin = method == "spin"
+    spec = vocab.METHOD_SPECS.get(method)
+    spin = bool(spec and spec.needs_asm)  # a method that pre-trains an ASM (SPIN)
     return {"asm_epochs": _num(bindings.get("pretrain_asm.epochs")) if spin else float("nan"),
             "asm_fine_tuned": spin and bindings.get("make_spin_actor.freeze") in FINE_TUNED,
             "asm_masked_accuracy": _num(asm.get("masked_accuracy")),
@@ -494,18 +498,18 @@ def as_runs(obj) -> pd.DataFrame:
 
 
 def fold_references(result: LoadResult) -> LoadResult:
-    """Reference runs (algorithms in ``REFERENCE_ALGOS``, e.g. F-BC) join every other
+    """Reference runs (algorithms in ``vocab.reference_algos()``, e.g. F-BC) join every other
     algorithm's group of their scale as one more method (``f_bc``, labelled F-BC), so the
     tables, aggregates and time to target show them beside that algorithm's methods.  A scale
     with no other algorithm keeps them as a group of their own."""
     runs, evals = result.runs, result.evals
-    if runs.empty or not runs["algo"].isin(REFERENCE_ALGOS).any():
+    if runs.empty or not runs["algo"].isin(reference_algos()).any():
         return result
-    run_parts, eval_parts = [runs[~runs["algo"].isin(REFERENCE_ALGOS)]], [evals[~evals["algo"].isin(REFERENCE_ALGOS)]]
+    run_parts, eval_parts = [runs[~runs["algo"].isin(reference_algos())]], [evals[~evals["algo"].isin(reference_algos())]]
     notes = Notes()
     notes.extend(result.messages)
-    for scale, ref in runs[runs["algo"].isin(REFERENCE_ALGOS)].groupby("scale", sort=True):
-        hosts = sorted(set(runs.loc[(runs.scale == scale) & ~runs["algo"].isin(REFERENCE_ALGOS), "algo"]))
+    for scale, ref in runs[runs["algo"].isin(reference_algos())].groupby("scale", sort=True):
+        hosts = sorted(set(runs.loc[(runs.scale == scale) & ~runs["algo"].isin(reference_algos()), "algo"]))
         ref_evals = evals[evals["run_dir"].isin(ref["run_dir"])]
         if not hosts:
             run_parts.append(ref)

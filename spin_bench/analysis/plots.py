@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from spin_bench.analysis.labels import (cell_sort_key, method_color, method_linestyle, method_marker,
+from spin_bench.analysis.cells import cells_of, in_cell, in_group
+from spin_bench.analysis.labels import (method_color, method_linestyle, method_marker,
                                         order_methods)
 from spin_bench.analysis.stats import AGGREGATE_METRICS, GroupAggregate
 from spin_bench.atomic import atomic_output
@@ -227,13 +228,13 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
     seed instead, and the pair is listed in ``per_seed``. Normalised score where the cell has
     reference scores, raw return otherwise; the dashed line is the time-to-target target. A grid
     slot without a cell holds the legend, so no panel is left empty."""
-    g_runs = runs[(runs.scale == scale) & (runs.algo == algo)]
+    g_runs = in_group(runs, scale, algo)
     if g_runs.empty:
         return None
-    g_ev = evals[(evals.scale == scale) & (evals.algo == algo)]
+    g_ev = in_group(evals, scale, algo)
     by_run = {d: e for d, e in g_ev.groupby("run_dir", sort=False)}
     methods = order_methods(g_runs["method"])
-    cells = sorted({(r.task, r.bins, r.level) for r in g_runs.itertuples()}, key=cell_sort_key)
+    cells = cells_of(g_runs)
     show_bins = len({c[1] for c in cells}) > 1
     n = len(cells)
     nrows, ncols = grid_shape(n, ncols)
@@ -245,13 +246,13 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
         kinds = set()
         for k, c in enumerate(cells):
             ax = axes[k // ncols][k % ncols]
-            in_cell = g_runs[(g_runs.task == c[0]) & (g_runs.bins == c[1]) & (g_runs.level == c[2])]
-            refs = in_cell[["reference_expert", "reference_random"]].drop_duplicates()
-            normalised = bool(in_cell["has_reference"].all()) and len(refs) == 1
+            cell_runs = in_cell(g_runs, c)
+            refs = cell_runs[["reference_expert", "reference_random"]].drop_duplicates()
+            normalised = bool(cell_runs["has_reference"].all()) and len(refs) == 1
             ycol = "normalized_score" if normalised else "return_mean"
             kinds.add(ycol)
             for m in methods:
-                mr = in_cell[in_cell.method == m]
+                mr = cell_runs[cell_runs.method == m]
                 if mr.empty:
                     continue
                 xs, ys = [], []
@@ -282,9 +283,7 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
                         markersize=3.2)
                 ax.fill_between(grid, lo, hi, color=col, alpha=0.18, linewidth=0)
             if targets is not None and not targets.empty:
-                t = targets[(targets.scale == scale) & (targets.algo == algo) &
-                            (targets.task == c[0]) & (targets.bins == c[1]) &
-                            (targets.level == c[2])]
+                t = in_cell(targets, (scale, algo, *c))
                 if t.empty or not np.isfinite(t["target"].iloc[0]):
                     ax.text(0.97, 0.04, f"no target (no {method_label('f', algo)})",
                             transform=ax.transAxes, ha="right", va="bottom", fontsize=7,

@@ -18,12 +18,12 @@ import os
 import pandas as pd
 
 from spin_bench.envs.registry import PUBLISHED_REFERENCE_CSV
-from spin_bench.vocab import ACTOR_METHOD_ORDER, method_label
+from spin_bench.vocab import actor_methods, method_label
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference")
 PAPER = "Landers et al., ICLR 2026"
 
-_LABEL_TO_METHOD = {method_label(m, "iql"): m for m in ACTOR_METHOD_ORDER}  # the paper's names: F-IQL -> f, ...
+_LABEL_TO_METHOD = {method_label(m, "iql"): m for m in actor_methods(builtin_only=True)}  # the paper's names: F-IQL -> f, ...
 
 
 def _read(name: str) -> pd.DataFrame:

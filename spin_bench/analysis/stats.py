@@ -15,7 +15,8 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics as rlm
 
-from spin_bench.analysis.labels import SPIN_METHOD, cell_name, cell_sort_key, order_methods
+from spin_bench.analysis.cells import cells_of, in_cell
+from spin_bench.analysis.labels import SPIN_METHOD, cell_name, order_methods
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
 from spin_bench.vocab import algo_label, method_label, split_variant
@@ -112,14 +113,13 @@ def score_matrices(runs: pd.DataFrame, notes: Optional[Notes] = None,
         tag = f"aggregates ({scale}, {algo_label(algo)})"
         methods = order_methods(grp["method"])
         lab = {m: method_label(m, algo) for m in methods}
-        all_cells = sorted({(r.task, r.bins, r.level) for r in grp.itertuples()},
-                           key=cell_sort_key)
+        all_cells = cells_of(grp)
         cells, counts = [], {}
         for c in all_cells:
-            in_cell = grp[(grp.task == c[0]) & (grp.bins == c[1]) & (grp.level == c[2])]
-            absent = [m for m in methods if m not in set(in_cell["method"])]
+            cell_runs = in_cell(grp, c)
+            absent = [m for m in methods if m not in set(cell_runs["method"])]
             no_ref = [m for m in methods if m not in absent and
-                      in_cell.loc[in_cell.method == m, column].isna().any()]
+                      cell_runs.loc[cell_runs.method == m, column].isna().any()]
             why = []
             if absent:
                 why.append(f"no runs for {', '.join(lab[m] for m in absent)}")
@@ -132,7 +132,7 @@ def score_matrices(runs: pd.DataFrame, notes: Optional[Notes] = None,
                 continue
             cells.append(c)
             for m in methods:
-                counts[(c, m)] = int((in_cell.method == m).sum())
+                counts[(c, m)] = int((cell_runs.method == m).sum())
         if not cells:
             notes.warn("aggregates", f"{tag}: no cell has normalised scores for every method "
                                      f"({', '.join(lab.values())}); aggregates not computed")
@@ -160,8 +160,8 @@ def score_matrices(runs: pd.DataFrame, notes: Optional[Notes] = None,
         for m in methods:
             per_cell = []
             for c in kept:
-                sel = grp[(grp.task == c[0]) & (grp.bins == c[1]) & (grp.level == c[2]) &
-                          (grp.method == m)].sort_values("seed")
+                sel = in_cell(grp, c)
+                sel = sel[sel.method == m].sort_values("seed")
                 per_cell.append(sel[column].to_numpy(float))
             if any(len(v) != n[m] for v in per_cell):
                 notes.warn("aggregates", f"{tag}: {lab[m]} has different seed counts across "

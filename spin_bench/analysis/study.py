@@ -11,11 +11,11 @@ from typing import List
 import numpy as np
 import pandas as pd
 
+from spin_bench.analysis.cells import CELL
 from spin_bench.analysis.labels import SPIN_METHOD, cell_sort_key, method_sort_key
 from spin_bench.analysis.stats import bootstrap_ci
 from spin_bench.vocab import split_variant
 
-CELL = ["scale", "algo", "task", "bins", "level"]
 BUDGET_COLUMNS = CELL + ["method", "label", "asm_epochs", "fine_tuned", "n", "mean", "lo", "hi",
                          "pretrain_min", "total_min", "masked_accuracy", "exact_match", "structure"]
 BASELINE_COLUMNS = CELL + ["method", "label", "n", "mean", "lo", "hi"]
@@ -25,11 +25,6 @@ BAND_METHODS = ("f", "saint")  # the baselines drawn as bands: F-IQL and SAINT
 def spin_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows of SPIN and of its configuration variants."""
     return df[[split_variant(m)[0] == SPIN_METHOD for m in df["method"]]]
-
-
-def in_cell(df: pd.DataFrame, cell: tuple) -> pd.DataFrame:
-    """The rows of one (scale, algo, task, bins, level) cell."""
-    return df[(df[CELL] == pd.Series(cell, index=CELL)).all(axis=1)]
 
 
 def has_budget_axis(runs: pd.DataFrame) -> bool:

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from spin_bench.analysis.labels import cell_name, method_color
+from spin_bench.analysis.labels import SPIN_METHOD, cell_name, method_color
 from spin_bench.analysis.plots import FULL_WIDTH, save_figure
 from spin_bench.analysis.render import Table, Text, fmt_num, tex_escape, to_latex, to_markdown
-from spin_bench.analysis.study import CELL, baselines, in_cell, spin_budget, spin_rows
+from spin_bench.analysis.cells import CELL, in_cell
+from spin_bench.analysis.study import baselines, spin_budget, spin_rows
 
-FROZEN_STYLE = dict(color=method_color("spin"), marker="D", linestyle="-")
+FROZEN_STYLE = dict(color=method_color(SPIN_METHOD), marker="D", linestyle="-")
 TUNED_STYLE = dict(color="#CC79A7", marker="o", linestyle="--")
 
 

@@ -15,9 +15,10 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from spin_bench.analysis.cells import in_cell
 from spin_bench.analysis.reference import paper_returns, published_reference_scores
 from spin_bench.rundir import COMPLETE, METRICS, OPERATIVE_CONFIG, SUMMARY
-from spin_bench.vocab import ACTOR_METHOD_ORDER, LEVEL_ORDER
+from spin_bench.vocab import LEVEL_ORDER, actor_methods
 
 
 def write_run_dir(run_dir: str, *, task: str = "cheetah-run", bins=3, level: str = "medium",
@@ -108,9 +109,9 @@ def make_synthetic_sweep(root: str, seed: int = 0, seeds: int = 5, num_steps: in
     for task, bins, level in cells:
         ref = refs.loc[(task, bins)]
         reference = {"expert": float(ref["expert"]), "random": float(ref["random"])}
-        cell = paper[(paper.task == task) & (paper.bins == bins) & (paper.level == level)]
+        cell = in_cell(paper, (task, bins, level))
         start = 0.5 * reference["random"] + 0.15 * reference["expert"]
-        for method in ACTOR_METHOD_ORDER:
+        for method in actor_methods(builtin_only=True):
             row = cell[cell.method == method].iloc[0]
             pretrain = 240.0 * (1 + len(bins)) if method == "spin" else 0.0
             for s in range(seeds):

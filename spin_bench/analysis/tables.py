@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from spin_bench.analysis.labels import cell_name, cell_sort_key, method_sort_key, order_methods
+from spin_bench.analysis.cells import cells_of, in_cell
+from spin_bench.analysis.labels import cell_name, method_sort_key, order_methods
 from spin_bench.analysis.loading import as_runs
 from spin_bench.analysis.notes import Notes
 from spin_bench.analysis.reference import paper_returns
@@ -48,18 +49,18 @@ def per_cell_table(obj, reps: int = 2000, seed: int = 0, precision: int = 1,
     rows = []
     for (scale, algo), grp in runs.groupby(["scale", "algo"], sort=True):
         methods = order_methods(grp["method"])
-        cells = sorted({(r.task, r.bins, r.level) for r in grp.itertuples()}, key=cell_sort_key)
+        cells = cells_of(grp)
         for c in cells:
-            in_cell = grp[(grp.task == c[0]) & (grp.bins == c[1]) & (grp.level == c[2])]
+            cell_runs = in_cell(grp, c)
             name = f"{cell_name(*c)} ({scale})"
-            present = order_methods(in_cell["method"])
+            present = order_methods(cell_runs["method"])
             missing = [m for m in methods if m not in present]
             if missing:
                 notes.warn("missing method", f"{name}: no runs for "
                            f"{', '.join(method_label(m, algo) for m in missing)}")
             cell_rows = []
             for m in present:
-                v = in_cell[in_cell.method == m].sort_values("seed")
+                v = cell_runs[cell_runs.method == m].sort_values("seed")
                 vals = v[value].to_numpy(float)
                 n = len(vals)
                 if n == 1:

@@ -38,13 +38,13 @@ from typing import Dict, Sequence
 import numpy as np
 import pandas as pd
 
+from spin_bench.analysis.cells import CELL, cells_of, in_cell
 from spin_bench.analysis.labels import BASELINE_METHOD, SPIN_METHOD, cell_name, cell_sort_key, order_methods
 from spin_bench.analysis.loading import LoadResult
 from spin_bench.analysis.notes import AnalysisError, Notes
 from spin_bench.analysis.stats import bootstrap_ci
 from spin_bench.vocab import algo_label, method_label
 
-CELL = ["scale", "algo", "task", "bins", "level"]
 DEGENERATE_SHARE = 0.5  # of a cell's runs reaching the target at their first evaluation
 NLL_REFERENCE = "f_bc"  # the reference method of nll_steps_to_target (labels.reference_method)
 
@@ -122,17 +122,16 @@ def time_to_target(result: LoadResult, target_fraction: float = 0.95, smoothing_
         scale, algo, task, bins, level = cell
         first_cell_row = len(cell_rows)
         first_run_row = len(run_rows)
-        in_cell = runs[(runs.scale == scale) & (runs.algo == algo) & (runs.task == task) &
-                       (runs.bins == bins) & (runs.level == level)]
-        methods = order_methods(in_cell["method"])
+        cell_runs = in_cell(runs, cell)
+        methods = order_methods(cell_runs["method"])
         name = f"{cell_name(task, bins, level)} ({scale})"
         base_label = method_label(baseline, algo)
-        base = in_cell[in_cell.method == baseline]
+        base = cell_runs[cell_runs.method == baseline]
         if base.empty:
             notes.warn("missing method", f"{name}: no {base_label} runs, so time to target is "
                        f"not computable (the target is {target_fraction:g} x {base_label}'s "
                        f"asymptote)")
-            for r in in_cell.itertuples():
+            for r in cell_runs.itertuples():
                 run_rows.append(dict(zip(CELL, cell), method=r.method, label=r.label, seed=r.seed,
                                      run_dir=r.run_dir, asymptote=np.nan, target=np.nan,
                                      status=f"not computable: no {base_label} runs",
@@ -151,7 +150,7 @@ def time_to_target(result: LoadResult, target_fraction: float = 0.95, smoothing_
             notes.warn("target", f"{name}: {base_label}'s asymptote is {asymptote:.1f} <= 0; "
                                  f"the target {target:.1f} is not meaningful")
         for m in methods:
-            mruns = in_cell[in_cell.method == m].sort_values("seed")
+            mruns = cell_runs[cell_runs.method == m].sort_values("seed")
             times, steps, flags = [], [], []
             for r in mruns.itertuples():
                 ev = ev_by_run[r.run_dir]
@@ -219,8 +218,7 @@ def _totals_and_speedups(cells: pd.DataFrame, notes: Notes):
     for (scale, algo), grp in cells.groupby(["scale", "algo"], sort=True):
         methods = order_methods(grp["method"])
         keyed = grp.set_index(["task", "bins", "level", "method"])
-        all_cells = sorted({(r.task, r.bins, r.level) for r in grp.itertuples()},
-                           key=cell_sort_key)
+        all_cells = cells_of(grp)
         degenerate = {(r.task, r.bins, r.level) for r in grp.itertuples() if bool(r.degenerate)}
         common = [c for c in all_cells if c not in degenerate and all((*c, m) in keyed.index for m in methods)]
         dropped = [c for c in all_cells if c not in common and c not in degenerate]
@@ -285,16 +283,16 @@ def nll_steps_to_target(result: LoadResult, fraction: float = 0.8, reference: st
         return pd.DataFrame([], columns=cols)
     ev_by_run = {d: g.sort_values("step") for d, g in evals.groupby("run_dir", sort=False)}
     out = []
-    for cell, in_cell in runs.groupby(CELL, sort=False):
-        ref = in_cell[in_cell.method == reference]
+    for cell, cell_runs in runs.groupby(CELL, sort=False):
+        ref = cell_runs[cell_runs.method == reference]
         finals = [float(ev_by_run[r.run_dir]["behaviour_nll"].to_numpy(float)[-int(r.final_k):].mean())
                   for r in ref.itertuples()]
         if not finals or not np.all(np.isfinite(finals)):
             continue
         ref_final = float(np.mean(finals))
-        for m in order_methods(in_cell["method"]):
+        for m in order_methods(cell_runs["method"]):
             steps, flags = [], []
-            for r in in_cell[in_cell.method == m].sort_values("seed").itertuples():
+            for r in cell_runs[cell_runs.method == m].sort_values("seed").itertuples():
                 ev = ev_by_run[r.run_dir]
                 nll = ev["behaviour_nll"].to_numpy(float)
                 if nll.size == 0 or not np.isfinite(nll[0]):

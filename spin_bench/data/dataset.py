@@ -20,7 +20,7 @@ from spin_bench.data.schema import (ARRAY_KEYS, FLOAT_KEYS, FORMAT_VERSION, Bins
                                     dataset_id)
 from spin_bench.data.header import JSON_ATTRS, check_storage, header_of, one_line, open_file
 from spin_bench.data.store import registered_checksums, resolve_path
-from spin_bench.envs.registry import BENCHMARK_TASKS
+from spin_bench.envs.registry import known_dims
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -62,10 +62,10 @@ def _complete_attrs(arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any],
                            f"{out[JSON_ATTRS]!r}", path=path, key=JSON_ATTRS)
     obs = arrays.get("observations")
     act = arrays.get("actions")
-    spec = BENCHMARK_TASKS.get(out["task"]) if isinstance(out["task"], str) else None
-    if spec is not None:  # sizes from the registry, so a wrong array is reported as such
-        out.setdefault("obs_dim", spec.obs_dim)
-        out.setdefault("num_actions", spec.num_actions)
+    dims = known_dims(out["task"])
+    if dims is not None:  # a registered task's sizes, so a wrong array is reported as such
+        out.setdefault("num_actions", dims[0])
+        out.setdefault("obs_dim", dims[1])
     if "obs_dim" not in out and obs is not None and np.ndim(obs) == 2:
         out["obs_dim"] = int(np.shape(obs)[1])
     if "obs_dim" not in out:

@@ -1,4 +1,9 @@
-"""A dataset's identity: a digest of what defines the data, not of the file's bytes.
+"""The data identity: a digest of what defines a dataset's data, not of the file's bytes.
+
+One of three identities (docs/data-identity.md): this one is a property of a dataset; the
+*run identity* (:mod:`spin_bench.train.identity`) records which configuration, seed and data
+a run directory holds; :mod:`spin_bench.analysis.data_identities` checks and backfills the
+data identities that run directories recorded.
 
 The file sha256 (``<file>.sha256``) proves that a file is byte for byte the one written; it
 changes with anything the HDF5 library puts into the file (format details, compression,

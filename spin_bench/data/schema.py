@@ -34,7 +34,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from spin_bench.vocab import BENCHMARK_TASKS, split_task_name
+from spin_bench.envs.registry import known_dims
+from spin_bench.vocab import split_task_name
 
 FORMAT_VERSION = 1
 
@@ -183,6 +184,18 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
     for key in REQUIRED_ATTRS:
         if key not in attrs:
             raise fail(path, key, "a dataset attribute", "none (missing)")
+    _check_version(attrs, path)
+    file_task = _check_names(attrs, path, task)
+    exp_obs, exp_n = _check_sizes(attrs, path, file_task, obs_dim)
+    file_bins = _check_bins(attrs, path, exp_n, bins)
+    _check_dataset_id(attrs, path, file_task, file_bins, exp_n)
+    _check_provenance(attrs, path)
+    _check_arrays(arrays, path, file_bins, exp_obs, exp_n)
+    return file_bins
+
+
+def _check_version(attrs: Mapping[str, Any], path: Any) -> None:
+    """format_version: an integer in 1..FORMAT_VERSION."""
     version = attrs["format_version"]
     if not isinstance(version, (int, np.integer)) or isinstance(version, bool):
         raise fail(path, "format_version", "an integer", repr(version))
@@ -193,6 +206,9 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
     if int(version) < 1:
         raise fail(path, "format_version", f"1..{FORMAT_VERSION}", int(version))
 
+
+def _check_names(attrs: Mapping[str, Any], path: Any, task: Optional[str]) -> str:
+    """task ('domain-task', the requested one when given) and level; returns the file's task."""
     file_task = attrs["task"]
     try:
         _check_task(file_task)
@@ -204,22 +220,32 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
         _check_level(attrs["level"])
     except ValueError:
         raise fail(path, "level", "lower-case words joined by '-'", repr(attrs["level"])) from None
+    return file_task
 
+
+def _check_sizes(attrs: Mapping[str, Any], path: Any, file_task: str,
+                 obs_dim: Optional[int]) -> Tuple[int, int]:
+    """obs_dim, num_actions, num_episodes: non-negative integers, the registry's sizes for a
+    benchmark task and the requested obs_dim; returns (obs_dim, num_actions)."""
     for key in ("obs_dim", "num_actions", "num_episodes"):
         val = attrs[key]
         if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 0:
             raise fail(path, key, "a non-negative integer", repr(val))
-    spec = BENCHMARK_TASKS.get(file_task)
+    dims = known_dims(file_task)
     exp_obs, exp_n = int(attrs["obs_dim"]), int(attrs["num_actions"])
-    if spec is not None:
-        if exp_obs != spec.obs_dim:
-            raise fail(path, "obs_dim", f"{spec.obs_dim} for {file_task} (task registry)", exp_obs)
-        if exp_n != spec.num_actions:
-            raise fail(path, "num_actions", f"{spec.num_actions} for {file_task} (task registry)",
+    if dims is not None:
+        if exp_obs != dims[1]:
+            raise fail(path, "obs_dim", f"{dims[1]} for {file_task} (task registry)", exp_obs)
+        if exp_n != dims[0]:
+            raise fail(path, "num_actions", f"{dims[0]} for {file_task} (task registry)",
                        exp_n)
     if obs_dim is not None and int(obs_dim) != exp_obs:
         raise fail(path, "obs_dim", f"{int(obs_dim)} (as requested)", exp_obs)
+    return exp_obs, exp_n
 
+
+def _check_bins(attrs: Mapping[str, Any], path: Any, exp_n: int, bins: Optional[BinsLike]) -> np.ndarray:
+    """bins: one integer >= 2 per sub-action, the requested ones when given; returns them."""
     raw_bins = attrs["bins"]
     try:
         file_bins = np.asarray(_bins_list(raw_bins), dtype=np.int64)
@@ -235,7 +261,12 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
             raise fail(path, "bins", f"{exp_n} integers >= 2 (as requested)", repr(bins)) from None
         if not np.array_equal(want, file_bins):
             raise fail(path, "bins", f"{want.tolist()} (as requested)", file_bins.tolist())
+    return file_bins
 
+
+def _check_dataset_id(attrs: Mapping[str, Any], path: Any, file_task: str, file_bins: np.ndarray,
+                      exp_n: int) -> None:
+    """dataset_id: well-formed and naming the file's task, level and bins."""
     ds_id = attrs["dataset_id"]
     try:
         parsed = parse_dataset_id(ds_id)
@@ -250,6 +281,10 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
         raise fail(path, "dataset_id", f"{expected!r} (from the task, level and bins attributes)",
                    repr(ds_id))
 
+
+def _check_provenance(attrs: Mapping[str, Any], path: Any) -> None:
+    """generator, generator_version, created: non-empty strings; behaviour_returns (optional):
+    a short 1-D list of numbers."""
     for key in ("generator", "generator_version", "created"):
         if not isinstance(attrs[key], str) or not attrs[key]:
             raise fail(path, key, "a non-empty string", repr(attrs[key]))
@@ -261,7 +296,10 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
                        f"a 1-D list of at most {MAX_BEHAVIOUR_RETURNS} numbers",
                        f"shape {br.shape} {br.dtype}")
 
-    # ---- arrays: keys, dtypes, shapes
+
+def _check_arrays(arrays: Mapping[str, Any], path: Any, file_bins: np.ndarray, exp_obs: int,
+                  exp_n: int) -> None:
+    """Exactly ARRAY_KEYS, each of its dtype and shape, all with the same number (>= 1) of rows."""
     missing = [k for k in ARRAY_KEYS if k not in arrays]
     if missing:
         raise fail(path, missing[0], "an array (keys: " + ", ".join(ARRAY_KEYS) + ")",
@@ -298,7 +336,6 @@ def check_header(arrays: Mapping[str, Any], attrs: Mapping[str, Any], *, path: A
             raise fail(path, key, f"shape {want_txt}{why}", f"shape {got_shape}")
     if n_rows == 0:
         raise fail(path, "observations", "at least one transition", "0 transitions")
-    return file_bins
 
 
 def _first_nonfinite(arr: np.ndarray, block: int = 1 << 16) -> Optional[Tuple[int, ...]]:

@@ -5,6 +5,8 @@
     decqn     training a behaviour policy online (DecQN: replay, n-step returns, snapshots)
     levels    cutting the medium and expert policies from a training run's snapshots
     generate  the levels' datasets (and reference returns) from the shipped policies
+    resolve   where a cell's data comes from (a path, the store, the published import or
+              generation): check() and obtain(), what the runner calls
     cli       ``python -m spin_bench.datagen {train,export,generate,references}``
 
 It builds on :mod:`spin_bench.envs` and :mod:`spin_bench.data` (the format, the store) and
@@ -21,7 +23,8 @@ _LAZY = {"collect_episodes": "rollouts", "collect_transitions": "rollouts", "eva
          "DEFAULT_SIZES": "generate", "level_plan": "generate", "policy_dir": "paths",
          "policy_path": "paths", "compute_references": "generate", "write_reference": "generate",
          "references_for": "generate", "generated_store": "generate", "generate_dataset": "generate",
-         "ensure_dataset": "generate", "missing_policies": "generate"}
+         "ensure_dataset": "generate", "missing_policies": "generate",
+         "DataRequest": "resolve", "DataUnavailableError": "resolve"}
 
 __all__ = sorted(_LAZY)
 

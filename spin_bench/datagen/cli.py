@@ -26,11 +26,24 @@ def _parse_gin(task, gin_files, gin_bindings):
     from spin_bench import configs
     from spin_bench.datagen import decqn  # noqa: F401  (registers train_decqn)
 
-    files = list(gin_files or [])
-    if not files:
-        default = os.path.join(configs.GIN_DIR, "datagen", f"{task}.gin")
-        files = [default if os.path.exists(default) else os.path.join(configs.GIN_DIR, "datagen", "base.gin")]
+    files = list(gin_files or []) or [default_recipe(task)]
     configs.parse(files, gin_bindings or [])
+
+
+def default_recipe(task: str) -> str:
+    """The task's DecQN recipe: its registered ``datagen_gin_file``, else gin/datagen/<task>.gin;
+    a task with neither trains with the base recipe, and a notice says so."""
+    from spin_bench import configs
+    from spin_bench.vocab import task_spec
+
+    spec = task_spec(task)
+    own = spec.datagen_gin_file or os.path.join(configs.GIN_DIR, "datagen", f"{task}.gin")
+    if os.path.exists(own):
+        return own
+    base = os.path.join(configs.GIN_DIR, "datagen", "base.gin")
+    print(f"spin_bench.datagen: no DecQN recipe for {task} ({own}); training with the base recipe {base} "
+          f"(register datagen_gin_file or pass --gin_file to tune it)", file=sys.stderr)
+    return base
 
 
 MAX_TRANSITIONS = 10**8  # a dataset larger than this is not a benchmark dataset (memory: see docs/scales.md)
@@ -39,10 +52,18 @@ MAX_TRANSITIONS = 10**8  # a dataset larger than this is not a benchmark dataset
 def _check_args(args) -> None:
     """One validation pass over the flags, before any work (raises _BadInput naming the flag)."""
     from spin_bench.cli import directory_problem
-    from spin_bench.envs import BENCHMARK_TASKS, LEVELS
+    from spin_bench import configs
+    from spin_bench.vocab import LEVELS, UnknownNameError, task_spec, tasks
 
-    if args.task not in BENCHMARK_TASKS:
-        raise _BadInput(f"--task must be one of {sorted(BENCHMARK_TASKS)}, got {args.task!r}")
+    try:
+        configs.import_extensions(getattr(args, "gin_file", None) or [])  # a task of your own registers
+    except configs.ConfigError as e:
+        raise _BadInput(f"--gin_file: {e}") from None
+    try:
+        task_spec(args.task)
+    except UnknownNameError:
+        raise _BadInput(f"--task must be one of {sorted(tasks())}, got {args.task!r} (a task of your own: "
+                        f"docs/extending.md)") from None
     if getattr(args, "level", None) is not None and args.level not in (*LEVELS, "all"):
         raise _BadInput(f"--level must be one of {[*LEVELS, 'all']}, got {args.level!r}")
     from spin_bench.cli import MAX_SEED, path_problem
@@ -93,15 +114,17 @@ def _check_args(args) -> None:
         raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")
     if args.command == "generate":
         from spin_bench.datagen.generate import DEFAULT_SIZES, missing_policies
+        from spin_bench.datagen.resolve import has_published, train_commands
 
         for level in (DEFAULT_SIZES if args.level == "all" else [args.level]):
             missing = missing_policies(args.task, level, args.bins)
             if missing:
+                published = (", or import the published datasets (python -m spin_bench.data import --help)"
+                             if has_published(args.task, args.bins) else
+                             f" ({args.task} has no published dataset at bins {args.bins})")
                 raise _BadInput(f"no shipped behaviour policy for {args.task} {level} (bins {args.bins}): "
-                                f"{missing[0]} is missing; train one with python -m spin_bench.datagen train "
-                                f"--task={args.task} and cut the levels with python -m spin_bench.datagen export "
-                                f"--task={args.task}, or import the published datasets (python -m spin_bench.data "
-                                f"import --help)")
+                                f"{missing[0]} is missing; train one: {train_commands(args.task, args.bins)}"
+                                f"{published}")
     if args.command == "export" and not os.path.isdir(args.run_dir or os.path.join("runs", "behaviour", args.task)):
         raise _BadInput(f"--run_dir {args.run_dir or os.path.join('runs', 'behaviour', args.task)}: no such "
                         f"behaviour-policy run directory (python -m spin_bench.datagen train makes one)")

@@ -22,6 +22,7 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import os
 import time
@@ -169,6 +170,187 @@ METRIC_FIELDS = ["env_steps", "updates", "episodes", "wall_s", "env_steps_per_s"
                  "eval_return_mean", "eval_return_std", "train_return_recent", "loss", "q_mean"]
 
 
+class _Learner:
+    """The Q-network, its Polyak-averaged target, the optimiser, the numpy RNG (exploration and
+    replay sampling) and the replay buffer. Built in this order from ``seed``: torch's RNG
+    initialises the network and the target; ``rng`` is ``default_rng([seed, 1])``."""
+
+    def __init__(self, obs_dim: int, bins_arr: np.ndarray, hidden: Sequence[int], layer_norm: bool,
+                 lr: float, seed: int, buffer_size: int):
+        torch.manual_seed(seed)
+        self.net = DecQNNetwork(obs_dim, bins_arr, hidden, layer_norm)
+        self.target = DecQNNetwork(obs_dim, bins_arr, hidden, layer_norm)
+        self.target.load_state_dict(self.net.state_dict())
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.rng = np.random.default_rng([seed, 1])
+        self.buffer_size, self.obs_dim, self.num_slots = buffer_size, obs_dim, len(bins_arr)
+        self.buffer = ReplayBuffer(buffer_size, obs_dim, self.num_slots)
+
+    def empty_buffer(self) -> None:
+        self.buffer = ReplayBuffer(self.buffer_size, self.obs_dim, self.num_slots)
+
+    def act(self, obs: np.ndarray, epsilon: float, bins_t: np.ndarray) -> np.ndarray:
+        """Greedy joint action per environment; with probability epsilon per slot a uniform bin."""
+        with torch.no_grad():
+            act = self.net(torch.from_numpy(obs)).argmax(-1).numpy()
+        if epsilon > 0:
+            explore = self.rng.random(act.shape) < epsilon
+            act = np.where(explore, self.rng.integers(0, bins_t, act.shape), act)
+        return act.astype(np.uint8)
+
+    def update(self, batch_size: int, huber_delta: float, grad_clip: Optional[float], tau: float):
+        """One double-Q step: y = R + d * mean_i Q_target(s', argmax_a Q(s', .)_i), Huber loss on the
+        mean over slots of Q(s, a_i), then target <- target + tau (online - target).
+        Returns (loss, mean Q) as detached tensors."""
+        net, target = self.net, self.target
+        o, a, R, o2, d = self.buffer.sample(self.rng, batch_size)
+        q = net(o).gather(2, a.unsqueeze(-1)).squeeze(-1).mean(1)
+        with torch.no_grad():
+            a2 = net(o2).argmax(-1, keepdim=True)
+            q2 = target(o2).gather(2, a2).squeeze(-1).mean(1)
+            y = R + d * q2
+        loss = nn.functional.huber_loss(q, y, delta=huber_delta)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        online_params = list(net.parameters())
+        if grad_clip:
+            nn.utils.clip_grad_norm_(online_params, grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(list(target.parameters()), online_params, tau)
+        return loss.detach(), q.detach().mean()
+
+
+@dataclasses.dataclass
+class _Counters:
+    """Where a run stands (what a checkpoint carries besides the weights and RNG states)."""
+
+    env_steps: int = 0
+    updates: int = 0
+    episodes_started: int = 0
+    metrics: List[Dict] = dataclasses.field(default_factory=list)
+    wall_offset: float = 0.0
+    warmup_until: int = 0  # no updates before this many env steps (learning_starts, or a refill)
+
+
+def _task_shape(task: str, bins):
+    """(bins per slot, obs_dim, slots) of the discretised task; bins must fit the uint8 replay."""
+    probe = _envs.DiscretizedDMCEnv(task, bins)
+    bins_arr = normalise_bins(bins, probe.num_actions)
+    obs_dim, N = probe.obs_dim, probe.num_actions
+    probe.close()
+    if int(bins_arr.max()) > 255:
+        raise ValueError("DecQN replay stores bin indices as uint8: bins must be <= 255")
+    return bins_arr, obs_dim, N
+
+
+def _resume(learner: _Learner, start_path: str, task: str, bins_arr: np.ndarray, replay_path: str,
+            learning_starts: int) -> _Counters:
+    """Restore the learner and the counters from a checkpoint (and the replay file when it
+    matches the checkpoint's step; otherwise refill for ``learning_starts`` steps)."""
+    ck = load_torch_file(start_path, "DecQN checkpoint")  # tensors and plain values only
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{start_path}: not a DecQN checkpoint")
+    if ck["task"] != task or list(ck["bins"]) != [int(b) for b in bins_arr]:
+        raise ValueError(f"{start_path}: checkpoint is for {ck['task']} bins {ck['bins']}, "
+                         f"not {task} bins {list(bins_arr)}")
+    learner.net.load_state_dict(ck["net"])
+    learner.target.load_state_dict(ck["target"])
+    learner.opt.load_state_dict(ck["optim"])
+    counters = _Counters(env_steps=ck["env_steps"], updates=ck["updates"],
+                         episodes_started=ck["episodes_started"], metrics=ck["metrics"],
+                         wall_offset=ck["wall_s"])
+    learner.rng.bit_generator.state = ck["rng_state"]
+    torch.set_rng_state(ck["torch_rng_state"])
+    loaded = False
+    if os.path.exists(replay_path):
+        try:
+            if learner.buffer.load(replay_path) == counters.env_steps:
+                loaded = True
+            else:
+                learner.empty_buffer()
+        except Exception:  # a damaged replay file: refill instead
+            learner.empty_buffer()
+    counters.warmup_until = counters.env_steps + (0 if loaded else learning_starts)
+    print(f"[decqn] resumed {task} at {counters.env_steps} env steps from {start_path} "
+          f"(replay {'loaded' if loaded else 'refilling for %d steps' % learning_starts})")
+    return counters
+
+
+def _following(step: int, every: int) -> int:
+    """The first multiple of ``every`` after ``step``."""
+    return (step // every + 1) * every
+
+
+class _Cadence:
+    """When the next snapshot, evaluation and checkpoint fall due (in env steps)."""
+
+    def __init__(self, env_steps: int, eval_every: int, snapshot_every: int,
+                 dense_snapshot_every: Optional[int], dense_snapshots_until: int, checkpoint_every: int):
+        self.eval_every, self.snapshot_every = eval_every, snapshot_every
+        self.dense_every, self.dense_until = dense_snapshot_every, dense_snapshots_until
+        self.next_eval = _following(env_steps, eval_every)
+        self.next_snap = self.next_snapshot(env_steps)
+        self.next_ckpt = (env_steps // checkpoint_every + 1) * checkpoint_every
+
+    def next_snapshot(self, step: int) -> int:
+        nxt = _following(step, self.snapshot_every)
+        if self.dense_every and step < self.dense_until:
+            nxt = min(nxt, _following(step, self.dense_every))
+        return nxt
+
+
+class _LossMeans:
+    """Loss and mean Q summed over the updates since the last evaluation."""
+
+    def __init__(self):
+        self.loss, self.q, self.n = torch.zeros(()), torch.zeros(()), 0
+
+    def add(self, loss: torch.Tensor, q: torch.Tensor) -> None:
+        self.loss += loss
+        self.q += q
+        self.n += 1
+
+    def reset(self) -> None:
+        self.loss.zero_()
+        self.q.zero_()
+        self.n = 0
+
+
+def _metrics_row(counters: _Counters, collector: NStepCollector, rets: np.ndarray, losses: _LossMeans,
+                 num_envs: int, t0: float, steps_at_start: int) -> Dict:
+    """One metrics.csv row (METRIC_FIELDS) after a greedy evaluation."""
+    recent = collector.completed_returns[-2 * num_envs:]
+    wall = counters.wall_offset + time.time() - t0
+    return dict(env_steps=counters.env_steps, updates=counters.updates,
+                episodes=collector.next_episode, wall_s=round(wall, 2),
+                env_steps_per_s=round((counters.env_steps - steps_at_start) / max(time.time() - t0, 1e-9), 1),
+                eval_return_mean=round(float(rets.mean()), 3),
+                eval_return_std=round(float(rets.std()), 3),
+                train_return_recent=round(float(np.mean(recent)), 3) if recent else float("nan"),
+                loss=round(float(losses.loss) / max(losses.n, 1), 6),
+                q_mean=round(float(losses.q) / max(losses.n, 1), 4))
+
+
+def _save_checkpoint(learner: _Learner, counters: _Counters, collector: NStepCollector, task: str,
+                     bins_arr: np.ndarray, t0: float, ckpt_path: str, replay_path: str,
+                     save_buffer: bool) -> None:
+    """checkpoint.pt (CHECKPOINT_FORMAT), and replay.npz first when ``save_buffer``."""
+    payload = dict(format=CHECKPOINT_FORMAT, task=task, bins=[int(b) for b in bins_arr],
+                   net=learner.net.state_dict(), target=learner.target.state_dict(),
+                   optim=learner.opt.state_dict(),
+                   env_steps=counters.env_steps, updates=counters.updates,
+                   episodes_started=collector.next_episode, metrics=counters.metrics,
+                   wall_s=counters.wall_offset + time.time() - t0,
+                   rng_state=learner.rng.bit_generator.state, torch_rng_state=torch.get_rng_state(),
+                   operative_config=gin.operative_config_str())
+    if save_buffer:
+        learner.buffer.save(replay_path, counters.env_steps)
+    atomic_torch_save(payload, ckpt_path)
+
+
 @gin.configurable
 def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, seed: int = 0,
                 total_env_steps: int = 500_000, num_envs: int = 8,
@@ -196,179 +378,82 @@ def train_decqn(task: str = gin.REQUIRED, out_dir: str = gin.REQUIRED, bins=3, s
     replay_path = os.path.join(out_dir, "replay.npz")
     metrics_path = os.path.join(out_dir, METRICS)
 
-    probe = _envs.DiscretizedDMCEnv(task, bins)
-    bins_arr = normalise_bins(bins, probe.num_actions)
-    obs_dim, N = probe.obs_dim, probe.num_actions
-    probe.close()
-    if int(bins_arr.max()) > 255:
-        raise ValueError("DecQN replay stores bin indices as uint8: bins must be <= 255")
-
-    torch.manual_seed(seed)
-    net = DecQNNetwork(obs_dim, bins_arr, hidden, layer_norm)
-    target = DecQNNetwork(obs_dim, bins_arr, hidden, layer_norm)
-    target.load_state_dict(net.state_dict())
-    for p in target.parameters():
-        p.requires_grad_(False)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    rng = np.random.default_rng([seed, 1])
-    buffer = ReplayBuffer(buffer_size, obs_dim, N)
-
-    env_steps = updates = episodes_started = 0
-    metrics: List[Dict] = []
-    wall_offset = 0.0
-    warmup_until = learning_starts
+    bins_arr, obs_dim, N = _task_shape(task, bins)
+    learner = _Learner(obs_dim, bins_arr, hidden, layer_norm, lr, seed, buffer_size)
+    counters = _Counters(warmup_until=learning_starts)
     start_path = ckpt_path if os.path.exists(ckpt_path) else resume_from
     if resume and start_path and os.path.exists(start_path):
-        ck = load_torch_file(start_path, "DecQN checkpoint")  # tensors and plain values only
-        if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{start_path}: not a DecQN checkpoint")
-        if ck["task"] != task or list(ck["bins"]) != [int(b) for b in bins_arr]:
-            raise ValueError(f"{start_path}: checkpoint is for {ck['task']} bins {ck['bins']}, "
-                             f"not {task} bins {list(bins_arr)}")
-        net.load_state_dict(ck["net"])
-        target.load_state_dict(ck["target"])
-        opt.load_state_dict(ck["optim"])
-        env_steps, updates = ck["env_steps"], ck["updates"]
-        episodes_started, metrics = ck["episodes_started"], ck["metrics"]
-        wall_offset = ck["wall_s"]
-        rng.bit_generator.state = ck["rng_state"]
-        torch.set_rng_state(ck["torch_rng_state"])
-        loaded = False
-        if os.path.exists(replay_path):
-            try:
-                if buffer.load(replay_path) == env_steps:
-                    loaded = True
-                else:
-                    buffer = ReplayBuffer(buffer_size, obs_dim, N)
-            except Exception:  # a damaged replay file: refill instead
-                buffer = ReplayBuffer(buffer_size, obs_dim, N)
-        warmup_until = env_steps + (0 if loaded else learning_starts)
-        print(f"[decqn] resumed {task} at {env_steps} env steps from {start_path} "
-              f"(replay {'loaded' if loaded else 'refilling for %d steps' % learning_starts})")
+        counters = _resume(learner, start_path, task, bins_arr, replay_path, learning_starts)
     elif resume:
         print(f"[decqn] no checkpoint in {out_dir}: starting fresh")
     os.makedirs(os.path.join(out_dir, "snapshots"), exist_ok=True)  # after the checkpoint was accepted
-    _write_metrics(metrics_path, metrics)
+    _write_metrics(metrics_path, counters.metrics)
 
     collector = NStepCollector(task, bins_arr, num_envs, n_step, gamma, seed,
-                               first_episode=episodes_started)
+                               first_episode=counters.episodes_started)
     bins_t = bins_arr.astype(np.int64)
-    online_params = list(net.parameters())
-    target_params = list(target.parameters())
-    loss_acc = torch.zeros(())
-    q_acc = torch.zeros(())
-    n_acc = 0
+    losses = _LossMeans()
     update_credit = 0.0
     t0 = time.time()
-    steps_at_start = env_steps
+    steps_at_start = counters.env_steps
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=total_env_steps, initial=env_steps, desc=f"decqn {task}",
+        bar = tqdm(total=total_env_steps, initial=counters.env_steps, desc=f"decqn {task}",
                    unit="step", smoothing=0.05, mininterval=2.0)
 
-    def do_update():
-        o, a, R, o2, d = buffer.sample(rng, batch_size)
-        q = net(o).gather(2, a.unsqueeze(-1)).squeeze(-1).mean(1)
-        with torch.no_grad():
-            a2 = net(o2).argmax(-1, keepdim=True)
-            q2 = target(o2).gather(2, a2).squeeze(-1).mean(1)
-            y = R + d * q2
-        loss = nn.functional.huber_loss(q, y, delta=huber_delta)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(online_params, grad_clip)
-        opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(target_params, online_params, tau)
-        return loss.detach(), q.detach().mean()
-
     def checkpoint():
-        payload = dict(format=CHECKPOINT_FORMAT, task=task, bins=[int(b) for b in bins_arr],
-                       net=net.state_dict(), target=target.state_dict(), optim=opt.state_dict(),
-                       env_steps=env_steps, updates=updates,
-                       episodes_started=collector.next_episode, metrics=metrics,
-                       wall_s=wall_offset + time.time() - t0,
-                       rng_state=rng.bit_generator.state, torch_rng_state=torch.get_rng_state(),
-                       operative_config=gin.operative_config_str())
-        if save_buffer:
-            buffer.save(replay_path, env_steps)
-        atomic_torch_save(payload, ckpt_path)
+        _save_checkpoint(learner, counters, collector, task, bins_arr, t0, ckpt_path, replay_path, save_buffer)
 
-    def following(step, every):
-        return (step // every + 1) * every
-
-    def next_snapshot(step):
-        nxt = following(step, snapshot_every)
-        if dense_snapshot_every and step < dense_snapshots_until:
-            nxt = min(nxt, following(step, dense_snapshot_every))
-        return nxt
-
-    next_eval = following(env_steps, eval_every)
-    next_snap = next_snapshot(env_steps)
-    next_ckpt = (env_steps // checkpoint_every + 1) * checkpoint_every
+    due = _Cadence(counters.env_steps, eval_every, snapshot_every, dense_snapshot_every,
+                   dense_snapshots_until, checkpoint_every)
     atomic_write_text(os.path.join(out_dir, OPERATIVE_CONFIG), gin.operative_config_str())
     try:
-        while env_steps < total_env_steps:
-            obs_t = torch.from_numpy(collector.obs)
-            with torch.no_grad():
-                act = net(obs_t).argmax(-1).numpy()
-            if epsilon > 0:
-                explore = rng.random((num_envs, N)) < epsilon
-                act = np.where(explore, rng.integers(0, bins_t, (num_envs, N)), act)
-            collector.step(act.astype(np.uint8), buffer)
-            env_steps += num_envs
+        while counters.env_steps < total_env_steps:
+            # collect one lockstep step, then the updates it has earned (update_every env steps each)
+            collector.step(learner.act(collector.obs, epsilon, bins_t), learner.buffer)
+            counters.env_steps += num_envs
+            env_steps = counters.env_steps
             if bar is not None:
                 bar.update(num_envs)
-            if env_steps > warmup_until and buffer.size >= batch_size:
+            if env_steps > counters.warmup_until and learner.buffer.size >= batch_size:
                 update_credit += num_envs / update_every
                 while update_credit >= 1.0:
-                    l, q = do_update()
-                    loss_acc += l
-                    q_acc += q
-                    n_acc += 1
-                    updates += 1
+                    losses.add(*learner.update(batch_size, huber_delta, grad_clip, tau))
+                    counters.updates += 1
                     update_credit -= 1.0
-            if env_steps >= next_snap:
-                save_snapshot(net, os.path.join(out_dir, "snapshots", f"step_{env_steps:08d}.pt"),
+            # snapshots; evaluations (also of the dense snapshots); checkpoints
+            if env_steps >= due.next_snap:
+                save_snapshot(learner.net, os.path.join(out_dir, "snapshots", f"step_{env_steps:08d}.pt"),
                               task=task, env_steps=env_steps)
-                dense = env_steps < next_eval and env_steps <= dense_snapshots_until
-                next_snap = next_snapshot(env_steps)
+                dense = env_steps < due.next_eval and env_steps <= dense_snapshots_until
+                due.next_snap = due.next_snapshot(env_steps)
             else:
                 dense = False
-            if env_steps >= next_eval or dense:
-                rets = evaluate_greedy(net, task, bins_arr, eval_episodes, eval_seed)
-                recent = collector.completed_returns[-2 * num_envs:]
-                wall = wall_offset + time.time() - t0
-                row = dict(env_steps=env_steps, updates=updates,
-                           episodes=collector.next_episode, wall_s=round(wall, 2),
-                           env_steps_per_s=round((env_steps - steps_at_start) / max(time.time() - t0, 1e-9), 1),
-                           eval_return_mean=round(float(rets.mean()), 3),
-                           eval_return_std=round(float(rets.std()), 3),
-                           train_return_recent=round(float(np.mean(recent)), 3) if recent else float("nan"),
-                           loss=round(float(loss_acc) / max(n_acc, 1), 6),
-                           q_mean=round(float(q_acc) / max(n_acc, 1), 4))
-                metrics.append(row)
-                _write_metrics(metrics_path, metrics)
-                loss_acc.zero_(); q_acc.zero_(); n_acc = 0
+            if env_steps >= due.next_eval or dense:
+                rets = evaluate_greedy(learner.net, task, bins_arr, eval_episodes, eval_seed)
+                row = _metrics_row(counters, collector, rets, losses, num_envs, t0, steps_at_start)
+                counters.metrics.append(row)
+                _write_metrics(metrics_path, counters.metrics)
+                losses.reset()
                 if bar is not None:
                     bar.set_postfix(eval=row["eval_return_mean"])
                 else:
                     print(f"[decqn] {task} step {env_steps} eval {row['eval_return_mean']:.1f}", flush=True)
-                if env_steps >= next_eval:
-                    next_eval = following(env_steps, eval_every)
-            if env_steps >= next_ckpt:
+                if env_steps >= due.next_eval:
+                    due.next_eval = _following(env_steps, eval_every)
+            if env_steps >= due.next_ckpt:
                 checkpoint()
-                next_ckpt += checkpoint_every
+                due.next_ckpt += checkpoint_every
         checkpoint()
     finally:
         if bar is not None:
             bar.close()
         collector.close()
     atomic_write_text(os.path.join(out_dir, OPERATIVE_CONFIG), gin.operative_config_str())
+    metrics = counters.metrics
     best = max(metrics, key=lambda r: r["eval_return_mean"]) if metrics else None
-    return dict(env_steps=env_steps, updates=updates, best=best,
+    return dict(env_steps=counters.env_steps, updates=counters.updates, best=best,
                 last=metrics[-1] if metrics else None, out_dir=out_dir)
 
 

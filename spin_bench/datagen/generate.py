@@ -46,9 +46,12 @@ from spin_bench.datagen.paths import policy_dir, policy_path
 from spin_bench.datagen.rollouts import (COLLECT_EPSILON, POLICY_PRECISION, SOURCES, collect_episodes,
                                          collect_transitions, prefix)
 from spin_bench.envs.registry import GENERATED_REFERENCE_CSV
+from spin_bench.vocab import LEVELS
 
-DEFAULT_SIZES = {"medium": 1_000_000, "expert": 1_000_000, "medium-expert": 2_000_000,
-                 "random-medium-expert": 200_000}
+# Transitions per level (the published datasets' sizes), keyed and ordered by vocab.LEVELS, the
+# one list of levels: a level added there without a size here fails at import.
+DEFAULT_SIZES = {level: {"medium": 1_000_000, "expert": 1_000_000, "medium-expert": 2_000_000,
+                         "random-medium-expert": 200_000}[level] for level in LEVELS}
 REFERENCE_EPISODES = 50
 REFERENCE_SEED = 1_000_003  # reference returns use their own episode streams
 

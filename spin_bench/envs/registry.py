@@ -1,4 +1,5 @@
-"""Task registry: the benchmark tasks (named in :mod:`spin_bench.vocab`) and their reference returns.
+"""The benchmark tasks (registered in :mod:`spin_bench.vocab`) with their dimensions, read from
+the environment, and their reference returns.
 
 Reference returns feed the normalised score  (R - random) / (expert - random).
 The published ones (Beeson, Ireland, Montana, TMLR 2024) are copied into the
@@ -14,7 +15,7 @@ import functools
 import os
 from typing import Dict, Optional, Tuple
 
-from spin_bench.vocab import BENCHMARK_TASKS, TaskSpec
+from spin_bench.vocab import BENCHMARK_TASKS, TaskSpec, UnknownNameError, task_spec
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 PUBLISHED_REFERENCE_CSV = os.path.join(_HERE, "published_reference_scores.csv")
@@ -62,11 +63,67 @@ def reference_returns(task: str, bins: int, source: str = "published") -> Option
     raise ValueError(f"reference source must be 'published' or 'generated', got {source!r}")
 
 
-def get_task_spec(task: str) -> TaskSpec:
-    """The registry entry of a benchmark task (KeyError-free: a clear ValueError)."""
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """A registered task with its dimensions: N sub-actions and the flattened observation size."""
+
+    spec: TaskSpec
+    num_actions: int
+    obs_dim: int
+
+    def __getattr__(self, name: str):  # name, tier, published_bins, domain, task, ...
+        return getattr(self.spec, name)
+
+
+@functools.lru_cache(maxsize=None)
+def task_dims(task: str) -> Tuple[int, int]:
+    """(num_actions, obs_dim) of a task: the registry's record for a built-in task (checked
+    against its environment by the tests, and usable without a simulator, e.g. on a bare GPU
+    image); read from the environment (built once per process, its import logging quiet) for
+    any other, so a task of your own never types them."""
+    spec = BENCHMARK_TASKS.get(task)
+    if spec is not None and spec.dims is not None:
+        return spec.dims
+    return environment_dims(task)
+
+
+def environment_dims(task: str) -> Tuple[int, int]:
+    """(num_actions, obs_dim) as the task's environment has them."""
     try:
-        return BENCHMARK_TASKS[task]
-    except KeyError:
+        from absl import logging as absl_logging
+
+        from spin_bench.envs.dmc import make_env
+    except ImportError:
+        raise ValueError(f"{task}: its dimensions come from its environment, and no simulator "
+                         f"(dm_control) is installed here") from None
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.WARNING)  # MuJoCo's import lines: not for a name check
+    try:
+        env = make_env(task, 3)
+    finally:
+        absl_logging.set_verbosity(verbosity)
+    try:
+        return int(env.num_actions), int(env.obs_dim)
+    finally:
+        env.close()
+
+
+def known_dims(task) -> Optional[Tuple[int, int]]:
+    """(num_actions, obs_dim) of a registered task, None for any other name (no environment is
+    built for a name the registry does not know)."""
+    if not isinstance(task, str) or task not in BENCHMARK_TASKS:
+        return None
+    return task_dims(task)
+
+
+def get_task_spec(task: str) -> TaskInfo:
+    """A registered task with its dimensions (ValueError naming the known tasks otherwise)."""
+    try:
+        spec = task_spec(task)
+    except UnknownNameError:
         raise ValueError(
             f"{task!r} is not a benchmark task; benchmark tasks are "
-            f"{sorted(BENCHMARK_TASKS)} (any dm_control task works with make_env)") from None
+            f"{sorted(BENCHMARK_TASKS)} (any dm_control task works with make_env; register one of your own "
+            f"with spin_bench.vocab.register_task, docs/extending.md)") from None
+    num_actions, obs_dim = task_dims(task)
+    return TaskInfo(spec, num_actions, obs_dim)

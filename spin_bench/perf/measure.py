@@ -15,6 +15,8 @@ import resource
 import time
 from typing import List, Optional
 
+from spin_bench import vocab
+
 
 def peak_matmul_gflops(device, sizes=(256, 512, 1024), repeats: int = 5) -> float:
     """Best fp32 dense matmul rate 2 n^3 / t over a few square sizes, in GFLOP/s."""
@@ -69,7 +71,7 @@ def parse_cell(scale: str, task: str, method: str, algo: str, bindings: List[str
     from spin_bench.train.trainer import Schedule
     from spin_bench.vocab import cell_parts
 
-    parts = [f"gin/{p}.gin" for p in cell_parts(scale, task, "medium-expert", method, algo)]
+    parts = cell_parts(scale, task, "medium-expert", method, algo)
     configs.parse([os.path.join(configs.CONFIG_ROOT, p) for p in parts], bindings, finalize=False)
     return Experiment(), Schedule()
 
@@ -148,7 +150,7 @@ def build(exp, method, algo, device):
     spec = get_task_spec(exp.task)
     bins = [int(b) for b in normalise_bins(exp.bins, spec.num_actions)]
     asm = None
-    if method == "spin":
+    if vocab.needs_asm(method):
         from spin_bench.models.asm import ActionStructureModel
         asm = ActionStructureModel(spec.obs_dim, bins)
     return build_algorithm(method, algo, spec.obs_dim, bins, asm).to(device), bins, spec
@@ -240,7 +242,8 @@ def bench_asm(cfg: dict) -> dict:
     from spin_bench.models.asm import ActionStructureModel, masked_action_modelling_loss, pretrain_asm
 
     device = torch.device(cfg["device"])
-    parse_cell(cfg["scale"], cfg["task"], "spin", "iql", cfg["bindings"])
+    asm_method = next(m for m in vocab.methods(builtin_only=True) if vocab.needs_asm(m))  # SPIN: its ASM's config
+    parse_cell(cfg["scale"], cfg["task"], asm_method, "iql", cfg["bindings"])
     from spin_bench import configs
     from spin_bench.envs import get_task_spec
     batch = configs.query("pretrain_asm.batch_size", 1024)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import List, Sequence
 
-from spin_bench.vocab import ACTOR_METHOD_ORDER, method_label
+from spin_bench.vocab import actor_methods, method_label
 
 
 def read_results(paths: Sequence[str]) -> List[dict]:
@@ -40,7 +40,7 @@ def format_line(r: dict) -> str:
             f"mem {r['peak_memory_mb']:7.0f} MB")
 
 
-METHOD_NAMES = {**{m: method_label(m, "iql") for m in ACTOR_METHOD_ORDER}, "asm": "ASM (MAM)"}
+METHOD_NAMES = {**{m: method_label(m, "iql") for m in actor_methods(builtin_only=True)}, "asm": "ASM (MAM)"}
 
 
 def _table(header: List[str], rows: List[list]) -> List[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import math
 import os
+import tempfile
 import sys
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -158,14 +159,21 @@ def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_fi
              bindings: Sequence[str] = ()) -> List[dict]:
     """Seconds per run of the sweep (one dict per run: task, level, method, seed, train/asm/eval seconds)."""
     from spin_bench.sweeps.spec import load_sweep, plan_runs, split_bindings
-    from spin_bench.train.experiment import Experiment
-    from spin_bench.train.trainer import Schedule
 
     calib_task, calib = load_calibration(calibration_dirs)
     bench = load_bench(bench_files)
     sweep_bindings, run_bindings = split_bindings(bindings)
     sweep = load_sweep(list(gin_files), sweep_bindings)
-    runs = plan_runs(sweep, os.devnull + "_estimate", run_bindings)
+    with tempfile.TemporaryDirectory(prefix="spin_bench_estimate_") as scratch:  # composed cells only
+        runs = plan_runs(sweep, scratch, run_bindings)
+        return _estimate_runs(runs, calib_task, calib, bench, bench_files, calibration_dirs)
+
+
+def _estimate_runs(runs, calib_task: str, calib: dict, bench: dict, bench_files: Sequence[str],
+                   calibration_dirs: Sequence[str]) -> List[dict]:
+    """Seconds per planned run from the calibration rates and the bench ratios."""
+    from spin_bench.train.experiment import Experiment
+    from spin_bench.train.trainer import Schedule
 
     def bench_ratio(task: str, method: str) -> float:
         for key in ((task, method), (calib_task, method)):
@@ -193,7 +201,7 @@ def estimate(gin_files: Sequence[str], calibration_dirs: Sequence[str], bench_fi
         c = calib[r.method]
         train = steps / (c["rate"] * bench_ratio(r.task, r.method))
         asm = 0.0
-        if r.method == "spin":
+        if r.asm_key is not None:  # the run pre-trains an ASM (SPIN)
             if "asm_rate" not in c:
                 raise EstimateError(f"the spin calibration run in {', '.join(calibration_dirs[:1])}... records no "
                                     f"ASM pre-training time (pretrain_time_s): no ASM rate to estimate from")

@@ -217,6 +217,60 @@ def experiment_file(scale: str, task: str, level: str, method: str, algo: str) -
     return "/".join(("gin", "experiments", scale, task, level, f"{method}_{algo}.gin"))
 
 
+CELLS_SUBDIR = "cells"  # composed experiment files of cells outside the suite's grid
+
+
+def check_names(sweep: Sweep) -> None:
+    """SweepError (one line, naming the known ones) for an axis value no registry knows: tasks,
+    methods and algorithms (a method or algorithm of your own is registered by an ``import``
+    line of the sweep file, or an entry point), and pairs that do not go together."""
+    from spin_bench import vocab
+
+    try:
+        grid = vocab.grid_tasks(sweep.scale)
+        for task in sweep.tasks:
+            if task not in grid and task not in vocab.tasks():
+                raise vocab.UnknownNameError(f"unknown task {task!r}; known tasks: {', '.join(vocab.tasks())}")
+        for level in sweep.levels:
+            if level not in vocab.LEVELS:
+                raise vocab.UnknownNameError(f"unknown level {level!r}; known levels: {', '.join(vocab.LEVELS)}")
+        for method, algo in sweep.method_algos:
+            vocab.check_pair(method, algo, where="Sweep")
+    except vocab.UnknownNameError as e:
+        raise SweepError(f"sweep {sweep.name}: {e}") from None
+
+
+def cell_file(scale: str, task: str, level: str, method: str, algo: str, sweep_dir: str) -> str:
+    """The experiment file of one cell: the suite's own (repository-relative, in the package's
+    grid), or, for a cell with a task, method or algorithm of your own, one composed of its
+    fragments' include lines and written (atomically, only when it changes) under
+    ``<sweep_dir>/cells/``; its absolute path. Nothing inside the package is written."""
+    from spin_bench import vocab
+    from spin_bench.atomic import atomic_write_text
+
+    rel = experiment_file(scale, task, level, method, algo)
+    if vocab.is_builtin_cell(task, method, algo):
+        return rel
+    parts = []
+    for part in vocab.cell_parts(scale, task, level, method, algo):
+        try:
+            parts.append(os.path.abspath(configs.resolve(part)))
+        except configs.ConfigError as e:
+            raise SweepError(f"cell {task}/{level} {method}_{algo}: {e}") from None
+    text = "# Composed by spin_bench.sweep from the cell's fragments (a cell outside the suite's grid).\n" + \
+        "".join(f"include '{p}'\n" for p in parts)
+    path = os.path.join(sweep_dir, CELLS_SUBDIR, scale, task, level, f"{method}_{algo}.gin")
+    try:
+        with open(path) as fh:
+            same = fh.read() == text
+    except OSError:
+        same = False
+    if not same:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write_text(path, text)
+    return path
+
+
 def split_bindings(bindings: Iterable[str]) -> Tuple[List[str], List[str]]:
     """Command-line bindings: (those for the Sweep itself, those for every run)."""
     sweep, runs = [], []
@@ -257,7 +311,7 @@ class RunSpec:
     algo: str
     variant: str
     seed: int
-    gin_file: str  # repository-relative experiment file
+    gin_file: str  # repository-relative experiment file (absolute: a composed one, see cell_file)
     bindings: Tuple[str, ...]
     dataset_key: str  # equal for runs that read the same dataset
     dataset_path: Optional[str]  # Experiment.dataset_path (None: generated/found in the store)
@@ -322,9 +376,10 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
     if problem:
         raise SweepError(problem)
     sweep_dir = os.path.abspath(sweep_dir)
+    check_names(sweep)
     cells = list(sweep.cells())
-    missing = sorted({experiment_file(sweep.scale, t, lv, m, a) for t, lv, m, a, _ in cells
-                      if not os.path.isfile(os.path.join(configs.CONFIG_ROOT, experiment_file(sweep.scale, t, lv, m, a)))})
+    files = {(t, lv, m, a): cell_file(sweep.scale, t, lv, m, a, sweep_dir) for t, lv, m, a, _ in cells}
+    missing = sorted({f for f in files.values() if not os.path.isfile(os.path.join(configs.CONFIG_ROOT, f))})
     if missing:
         raise SweepError(f"sweep {sweep.name}: {len(missing)} experiment file(s) missing, e.g. {missing[0]} "
                          f"(scale {sweep.scale!r}; see python -m spin_bench.gin_experiments)")
@@ -333,7 +388,7 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
     lacking = None
     try:
         for task, level, method, algo, (vname, vbindings) in cells:
-            rel = experiment_file(sweep.scale, task, level, method, algo)
+            rel = files[(task, level, method, algo)]
             bindings = tuple(sweep.bindings) + tuple(vbindings) + tuple(extra_bindings)
             where = f"{rel}" + (f" (variant {vname})" if vname else "")
             try:
@@ -346,7 +401,7 @@ def plan_runs(sweep: Sweep, sweep_dir: str, extra_bindings: Sequence[str] = (),
                     lacking = f"{exp.task} {exp.level} (bins {exp.bins})"
                     no_data.setdefault(lacking, (configs.error_line(e), []))
                 asm_cfg = None
-                if exp.method == "spin":
+                if exp.needs_asm:
                     asm_cfg = {"pretrain_asm": gin.get_bindings("pretrain_asm"),
                                "ActionStructureModel": gin.get_bindings("ActionStructureModel")}
                 config = identity_config()

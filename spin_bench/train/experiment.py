@@ -2,6 +2,7 @@
 -> run directory.  What to run is gin configuration (gin/experiments/...)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -11,17 +12,19 @@ import gin
 import numpy as np
 import torch
 
-from spin_bench.algos import ALGORITHMS, DECQN_ALGORITHMS
-from spin_bench import configs
+from spin_bench import configs, vocab
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import MAX_SEED, check_path_component, directory_problem, path_problem
-from spin_bench.envs import normalise_bins, reference_returns
+from spin_bench.datagen.resolve import DataRequest, DataUnavailableError  # noqa: F401  (re-exported)
+from spin_bench.datagen import resolve
+from spin_bench.envs import get_task_spec, normalise_bins, reference_returns
 from spin_bench.envs.registry import ReferenceReturns
 from spin_bench.rundir import CHECKPOINT, COMPLETE, CONFIG, OPERATIVE_CONFIG, SUMMARY, final_score
+from spin_bench.rundir import RunDirError  # noqa: F401  (re-exported; raised here too)
 from spin_bench.train import identity, provenance
 from spin_bench.train.evaluation import Evaluator
-from spin_bench.train.trainer import Schedule, load_checkpoint, train
-from spin_bench.vocab import BENCHMARK_TASKS, LEVELS, METHODS
+from spin_bench.train.trainer import Schedule, check_resume_step, load_checkpoint, train
+from spin_bench.vocab import LEVELS
 
 
 @gin.configurable
@@ -42,20 +45,19 @@ class Experiment:
                  asm_cache_dir: Optional[str] = None, asm_seed: Optional[int] = None,
                  expected_identities: Optional[Mapping[str, str]] = None,
                  num_threads: Optional[int] = 1, eval_workers: int = 0):
-        if task not in BENCHMARK_TASKS:
-            raise ValueError(f"Experiment.task must be one of {sorted(BENCHMARK_TASKS)}, got {task!r}")
+        for what, name, known in (("task", task, vocab.tasks()), ("method", method, vocab.methods())):
+            if name not in known:
+                raise ValueError(f"Experiment.{what} must be one of {sorted(known) if what == 'task' else list(known)}"
+                                 f", got {name!r}")
         if level not in LEVELS:
             raise ValueError(f"Experiment.level must be one of {list(LEVELS)}, got {level!r}")
-        if method not in METHODS:
-            raise ValueError(f"Experiment.method must be one of {list(METHODS)}, got {method!r}")
-        algos = DECQN_ALGORITHMS if method == "decqn" else ALGORITHMS
-        if algo not in algos:
-            raise ValueError(f"Experiment.algo must be one of {sorted(algos)} for method {method!r}, got {algo!r}")
+        vocab.check_pair(method, algo)
         check_path_component("Experiment.scale", scale)
+        num_actions = get_task_spec(task).num_actions
         try:
-            normalise_bins(bins, BENCHMARK_TASKS[task].num_actions)
+            normalise_bins(bins, num_actions)
         except ValueError as e:
-            raise ValueError(f"Experiment.bins: {e} ({task} has {BENCHMARK_TASKS[task].num_actions} sub-actions)") from None
+            raise ValueError(f"Experiment.bins: {e} ({task} has {num_actions} sub-actions)") from None
         if num_transitions is not None and (isinstance(num_transitions, bool) or not isinstance(num_transitions, int)
                                             or not 1 <= num_transitions <= 10**8):
             raise ValueError(f"Experiment.num_transitions must be a positive integer (at most 10^8) or None, "
@@ -90,6 +92,11 @@ class Experiment:
         self.asm_seed = asm_seed
         self.expected_identities = dict(expected_identities or {})
 
+    @property
+    def needs_asm(self) -> bool:
+        """Whether this run pre-trains an ASM (its method's registry entry says so: SPIN)."""
+        return vocab.needs_asm(self.method)
+
     def pretrain_seed(self, seed: int) -> int:
         """The seed of SPIN's ASM pre-training: ``asm_seed`` when bound (one ASM serves every
         policy seed), else the run's own seed."""
@@ -112,14 +119,6 @@ def check_expected_identity(exp: "Experiment", dataset) -> None:
             f"{dataset.path}: data identity {str(dataset.identity)[:12]}... is not the {expected[:12]}... "
             f"Experiment.expected_identities names for {ds_id} (this machine did not regenerate that data; "
             f"nothing was trained; see docs/data-identity.md)")
-
-
-class RunDirError(ValueError):
-    """The run directory cannot take this run (it holds another, or is not a directory)."""
-
-
-class DataUnavailableError(ValueError):
-    """The cell's data is neither there nor obtainable here; the message says how to get it."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -145,71 +144,35 @@ def default_asm_cache_dir() -> str:
 
 def check_inputs(exp: Experiment, schedule: Schedule) -> None:
     """The checks that need more than the bindings: the schedule's final_k, the directories and
-    whether the cell's data can be obtained. ValueError (one line) naming what is wrong and,
-    for missing data, how to get it. Reads nothing but file names; writes nothing."""
-    from spin_bench.data import DatasetStore, dataset_id
-    from spin_bench.datagen.generate import generated_store, missing_policies
-    from spin_bench.data.schema import is_dataset_id
-
+    whether the cell's data can be obtained (spin_bench.datagen.resolve.check). ValueError (one
+    line) naming what is wrong; for missing data, DataUnavailableError saying how to get it.
+    Reads nothing but file names; writes nothing."""
     schedule.check_final_k()
-    store = DatasetStore(exp.data_dir)
+    request = data_request(exp)
     asm_cache = None
-    if exp.method == "spin":  # the ASM cache: the binding, else $SPIN_BENCH_ASM_CACHE or its default
+    if exp.needs_asm:  # the ASM cache: the binding, else $SPIN_BENCH_ASM_CACHE or its default
         asm_cache = (("Experiment.asm_cache_dir", exp.asm_cache_dir) if exp.asm_cache_dir else
                      ("$SPIN_BENCH_ASM_CACHE" if os.environ.get("SPIN_BENCH_ASM_CACHE") else "the ASM cache",
                       default_asm_cache_dir()))
-    for what, path in (("Experiment.data_dir", store.root), asm_cache or ("", None)):
+    for what, path in (("Experiment.data_dir", request.store.root), asm_cache or ("", None)):
         problem = directory_problem(path, what) if path is not None else None
         if problem:
             raise ValueError(problem)
-    cell = f"{exp.task} {exp.level} (bins {exp.bins})"
-    if exp.dataset_path:
-        if os.path.isfile(exp.dataset_path):
-            return
-        if is_dataset_id(exp.dataset_path) and store.find(exp.dataset_path) is not None:
-            return
-        raise DataUnavailableError(f"Experiment.dataset_path {exp.dataset_path!r}: no such file (nor a dataset id in the "
-                         f"store {store.root}; see python -m spin_bench.data list --data_dir={store.root})")
-    ds_id = dataset_id(exp.task, exp.level, exp.bins)
-    bins_flag = exp.bins if isinstance(exp.bins, int) else ",".join(str(b) for b in exp.bins)
-    import_cmd = (f"python -m spin_bench.data import --source=DIR --task={exp.task} --level={exp.level} "
-                  f"--bins={bins_flag} --data_dir={store.root} (DIR: the published dmc_datasets files)")
-    if exp.dataset_source == "published":
-        if store.find(ds_id) is None:
-            raise DataUnavailableError(f"no data for {cell}: the published dataset {ds_id} is not in the store {store.root}; "
-                             f"import it first: {import_cmd}")
-        return
-    missing = missing_policies(exp.task, exp.level, exp.bins)
-    if missing and generated_store(exp.data_dir, exp.num_transitions, 0, exp.level).find(ds_id) is None:
-        raise DataUnavailableError(
-            f"no data for {cell}: no shipped behaviour policies ({missing[0]} is missing) to generate it from, "
-            f"and no generated file in {store.root / 'generated'}; use the published datasets: {import_cmd}, "
-            f"then run with --gin_bindings=\"Experiment.dataset_source='published'\" (or train behaviour "
-            f"policies: python -m spin_bench.datagen train --task={exp.task}, then datagen export)")
+    resolve.check(request)
+
+
+def data_request(exp: Experiment) -> DataRequest:
+    """The cell's data bindings, as the resolver (spin_bench.datagen.resolve) takes them."""
+    return DataRequest(task=exp.task, level=exp.level, bins=exp.bins, num_transitions=exp.num_transitions,
+                       source=exp.dataset_source, path=exp.dataset_path, data_dir=exp.data_dir)
 
 
 def _dataset(exp: Experiment, seed: int):
-    """The run's dataset: an explicit path or store id; the published data the user imported
-    (dataset_source='published'); or ours, generated on first use from the shipped policies."""
-    from spin_bench.data import DatasetStore, dataset_id, load_dataset
+    """The run's dataset, loaded and validated: the file the resolver names (an explicit path or
+    store id, the imported published data, or ours, generated on first use)."""
+    from spin_bench.data import load_dataset
 
-    if exp.dataset_path:
-        path = exp.dataset_path
-    elif exp.dataset_source == "published":
-        ds_id = dataset_id(exp.task, exp.level, exp.bins)
-        store = DatasetStore(exp.data_dir)
-        path = store.find(ds_id)
-        if path is None:
-            raise FileNotFoundError(
-                f"published dataset {ds_id} is not in the store {store.root}; import it first: "
-                f"python -m spin_bench.data import --source=DIR --task={exp.task} --level={exp.level} "
-                f"--bins={exp.bins}")
-    else:
-        from spin_bench.datagen.generate import ensure_dataset
-
-        path = ensure_dataset(exp.task, exp.level, bins=exp.bins, num_transitions=exp.num_transitions,
-                              data_dir=exp.data_dir)
-    return load_dataset(path, task=exp.task, bins=exp.bins)
+    return load_dataset(resolve.obtain(data_request(exp)), task=exp.task, bins=exp.bins)
 
 
 def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
@@ -227,25 +190,22 @@ def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
 
 
 def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
-    """The actor of a method: F (factorised MLP), AR (LSTM), SAINT (transformer), SPIN."""
-    if method == "f":
-        from spin_bench.baselines.factorised import FactorisedMLPActor
-        return FactorisedMLPActor(obs_dim, bins)
-    if method == "ar":
-        from spin_bench.baselines.autoregressive import AutoregressiveActor
-        return AutoregressiveActor(obs_dim, bins)
-    if method == "saint":
-        from spin_bench.models.actors import TransformerActor
-        return TransformerActor(obs_dim, bins)
-    from spin_bench.models.spin import make_spin_actor
-    return make_spin_actor(obs_dim, bins, asm_checkpoint)
+    """The actor of a method, from its registry entry: ``builder(obs_dim, bins)``, or
+    ``builder(obs_dim, bins, asm_checkpoint)`` for a method that pre-trains an ASM (SPIN)."""
+    spec = vocab.method_spec(method)
+    if spec.actor is None:
+        raise ValueError(f"method {method!r} is value-based: it has no actor")
+    builder = vocab.resolve_builder(spec.actor)
+    return builder(obs_dim, bins, asm_checkpoint) if spec.needs_asm else builder(obs_dim, bins)
 
 
 def build_algorithm(method: str, algo: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
-    """The algorithm of a (method, algo) pair with its actor (a DecQN learner has none)."""
-    if method == "decqn":
-        return DECQN_ALGORITHMS[algo](obs_dim, bins)
-    return ALGORITHMS[algo](build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
+    """The algorithm of a (method, algo) pair: ``cls(actor, obs_dim, bins)`` with the method's
+    actor, or ``cls(obs_dim, bins)`` for a value-based learner (DecQN, no actor)."""
+    cls = vocab.algo_class(method, algo)
+    if vocab.method_spec(method).actor is None:
+        return cls(obs_dim, bins)
+    return cls(build_actor(method, obs_dim, bins, asm_checkpoint), obs_dim, bins)
 
 
 def _pretrain(exp: Experiment, data, bins, seed: int, device: torch.device, dataset,
@@ -285,7 +245,7 @@ def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device
     check_expected_identity(exp, dataset)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
-    if exp.method == "spin":
+    if exp.needs_asm:
         ckpt = _pretrain(exp, dataset.to_torch(device), _bins(exp, dataset), seed, device, dataset)
         out["asm_pretrain_time_s"] = float(ckpt.pretrain_seconds)
     return out
@@ -299,12 +259,47 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
     The entry point builds `exp` and `schedule` from the parsed configuration and passes them
     (without them, they are made from gin's bindings here). `config` (every parsed binding,
     ``configs.config_str()`` by default) is saved as config.gin; gin's operative config (the
-    values the run actually used, defaults included) as operative_config.gin."""
+    values the run actually used, defaults included) as operative_config.gin.
+
+    The steps: the resume checks (nothing touched yet), the dataset and the run's identity
+    (the run directory is made), the summary record, then the training itself."""
     exp = Experiment() if exp is None else exp
     schedule = Schedule() if schedule is None else schedule
     check_inputs(exp, schedule)
     if config is None:
         config = configs.config_str()
+    prior = _resume_checks(run_dir, config, seed, schedule, resume)
+    if prior.finished(schedule):
+        return prior.complete
+    if exp.num_threads and device.type == "cpu":
+        torch.set_num_threads(exp.num_threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    dataset = _open_run(run_dir, exp, seed, prior)
+    summary = _summary_record(exp, schedule, seed, device)
+    atomic_write_text(os.path.join(run_dir, CONFIG), config)
+    atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
+    return _train_recorded(run_dir, exp, schedule, seed, device, dataset, summary, resume, prior.checkpoint)
+
+
+@dataclasses.dataclass
+class _Prior:
+    """What the run directory holds for this run, as the resume checks found it."""
+
+    identity: dict                     # this run's identity (config, seed; the data's is added later)
+    recorded: Optional[dict]           # the identity the directory recorded (with --resume)
+    checkpoint: Optional[dict] = None  # the training checkpoint to continue from
+    complete: Optional[dict] = None    # a complete run's summary.json
+
+    def finished(self, schedule: Schedule) -> bool:
+        """The directory holds this run complete at exactly the schedule's steps."""
+        return self.complete is not None and int(self.complete.get("num_steps") or 0) == schedule.num_steps
+
+
+def _resume_checks(run_dir: str, config: str, seed: int, schedule: Schedule, resume: bool) -> _Prior:
+    """The run directory can take this run: not a file, free or (with `resume`) holding this
+    very run (config and seed), neither complete at nor checkpointed past more steps than the
+    schedule's. RunDirError or RunMismatchError otherwise; nothing is touched."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise RunDirError(f"run directory {run_dir} is a file, not a directory")
     problem = directory_problem(run_dir, "run directory")
@@ -314,66 +309,77 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
     holds_run = os.path.exists(ckpt_path) or os.path.exists(complete_path)
     if holds_run and not resume:
         raise RunDirError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run_dir")
-    new_identity = identity.identity(config, seed)
-    old_identity = identity.recorded(run_dir) if resume else None
-    identity.check(run_dir, old_identity, new_identity)  # config and seed, before anything is touched
-    state, done = None, None
+    prior = _Prior(identity.identity(config, seed), identity.recorded(run_dir) if resume else None)
+    identity.check(run_dir, prior.recorded, prior.identity)  # config and seed, before anything is touched
     if resume and os.path.exists(complete_path):
-        done = _read_summary(run_dir)
-        reached = int(done.get("num_steps") or 0)
-        if schedule.num_steps == reached:
-            return done
+        prior.complete = _read_summary(run_dir)
+        reached = int(prior.complete.get("num_steps") or 0)
         if schedule.num_steps < reached:
             raise RunDirError(f"refusing to resume {run_dir}: it is complete at {reached} steps and "
                               f"Schedule.num_steps = {schedule.num_steps} is smaller (its evaluations past the "
                               f"new end would make the final score); nothing was changed (use another --run_dir)")
+        if schedule.num_steps == reached:
+            return prior
     if resume and os.path.exists(ckpt_path):
-        state = load_checkpoint(ckpt_path)  # refuses a file that would run code
-        if state["step"] > schedule.num_steps:
-            raise RunDirError(f"refusing to resume {run_dir}: its checkpoint is at step {state['step']}, past "
-                              f"Schedule.num_steps = {schedule.num_steps}; nothing was changed (resume with "
-                              f"num_steps >= {state['step']} or use another --run_dir)")
-    if exp.num_threads and device.type == "cpu":
-        torch.set_num_threads(exp.num_threads)
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+        prior.checkpoint = load_checkpoint(ckpt_path)  # refuses a file that would run code
+        check_resume_step(run_dir, prior.checkpoint["step"], schedule)
+    return prior
 
+
+def _open_run(run_dir: str, exp: Experiment, seed: int, prior: _Prior):
+    """The run's dataset, checked against the expected and the recorded data identity before
+    anything is touched; then the run directory made (stale temps removed, the identity
+    written where it was not, a complete run reopened to extend it)."""
     dataset = _dataset(exp, seed)
     check_expected_identity(exp, dataset)
-    new_identity["dataset_sha256"] = dataset.sha256
-    new_identity["dataset_identity"] = dataset.identity
-    identity.check(run_dir, old_identity, new_identity)  # the data, still before anything is touched
+    prior.identity["dataset_sha256"] = dataset.sha256
+    prior.identity["dataset_identity"] = dataset.identity
+    identity.check(run_dir, prior.recorded, prior.identity)  # the data, still before anything is touched
     os.makedirs(run_dir, exist_ok=True)
     remove_stale_temps(run_dir)  # left by a process killed while writing
-    if (old_identity is None or not os.path.exists(os.path.join(run_dir, identity.IDENTITY))
-            or not old_identity.get("dataset_identity")):  # recorded before identities: complete it
-        identity.write(run_dir, new_identity)
-    if done is not None:  # a larger num_steps extends a complete run
-        os.unlink(complete_path)
+    if (prior.recorded is None or not os.path.exists(os.path.join(run_dir, identity.IDENTITY))
+            or not prior.recorded.get("dataset_identity")):  # recorded before identities: complete it
+        identity.write(run_dir, prior.identity)
+    if prior.complete is not None:  # a larger num_steps extends a complete run
+        os.unlink(os.path.join(run_dir, COMPLETE))
+    return dataset
 
-    summary = {"status": "running", "error": None, "task": exp.task, "bins": exp.bins,
-               "level": exp.level, "method": exp.method, "algo": exp.algo, "scale": exp.scale,
-               "seed": seed, "device": str(device), "num_steps": schedule.num_steps,
-               "final_k": schedule.final_k, "versions": provenance.package_versions(),
-               "git_commit": provenance.git_commit(),
-               "spin_bench_version": provenance.package_versions()["spin_bench"],
-               "machine": provenance.machine()}
-    atomic_write_text(os.path.join(run_dir, CONFIG), config)
-    atomic_write_json(os.path.join(run_dir, SUMMARY), summary)
+
+def _summary_record(exp: Experiment, schedule: Schedule, seed: int, device: torch.device) -> dict:
+    """summary.json as a run starts: the cell, the schedule, versions and machine."""
+    return {"status": "running", "error": None, "task": exp.task, "bins": exp.bins,
+            "level": exp.level, "method": exp.method, "algo": exp.algo, "scale": exp.scale,
+            "seed": seed, "device": str(device), "num_steps": schedule.num_steps,
+            "final_k": schedule.final_k, "versions": provenance.package_versions(),
+            "git_commit": provenance.git_commit(),
+            "spin_bench_version": provenance.package_versions()["spin_bench"],
+            "machine": provenance.machine(), "method_display": vocab.method_spec(exp.method).display()}
+
+
+def _dataset_record(exp: Experiment, dataset, ref: Optional[ReferenceReturns]) -> dict:
+    """The summary's record of the data the run trained on and its reference returns."""
+    return {"dataset_id": dataset.attrs.get("dataset_id"), "dataset_sha256": dataset.sha256,
+            "dataset_identity": dataset.identity,
+            "dataset_level": dataset.attrs.get("level"), "dataset_source": exp.dataset_source,
+            "dataset_path": str(dataset.path), "num_transitions": int(dataset.num_transitions),
+            "reference": None if ref is None else {"expert": ref.expert, "random": ref.random,
+                                                   "source": ref.source}}
+
+
+def _train_recorded(run_dir: str, exp: Experiment, schedule: Schedule, seed: int, device: torch.device,
+                    dataset, summary: dict, resume: bool, checkpoint: Optional[dict]) -> dict:
+    """The training itself ((ASM pre-training,) model, evaluator, loop), its outcome recorded
+    in summary.json whatever it is: complete (then COMPLETE), interrupted or failed (re-raised);
+    operative_config.gin written last."""
     evaluator = None
     try:
         data = dataset.to_torch(device)
         obs_dim = dataset.observations.shape[1]
         bins = _bins(exp, dataset)
         ref = _reference(exp, dataset)
-        summary.update({"dataset_id": dataset.attrs.get("dataset_id"), "dataset_sha256": dataset.sha256,
-                        "dataset_identity": dataset.identity,
-                        "dataset_level": dataset.attrs.get("level"), "dataset_source": exp.dataset_source,
-                        "dataset_path": str(dataset.path), "num_transitions": int(dataset.num_transitions),
-                        "reference": None if ref is None else {"expert": ref.expert, "random": ref.random,
-                                                               "source": ref.source}})
+        summary.update(_dataset_record(exp, dataset, ref))
         asm_ckpt, pretrain_time = None, 0.0
-        if exp.method == "spin":
+        if exp.needs_asm:
             from spin_bench.train.pretraining import summary_record
 
             asm_ckpt = _pretrain(exp, data, bins, seed, device, dataset, run_dir=run_dir)
@@ -385,7 +391,7 @@ def run_experiment(run_dir: str, seed: int, device: torch.device, resume: bool =
                               max_steps=schedule.eval_max_steps, num_workers=exp.eval_workers)
         rows = train(algo, data, evaluator, run_dir, schedule, seed, device,
                      normalise=ref.normalise if ref else None, pretrain_time_s=pretrain_time,
-                     resume=resume, checkpoint=state)
+                     resume=resume, checkpoint=checkpoint)
         final = final_score([r["return_mean"] for r in rows], schedule.final_k)
         summary.update({
             "status": "complete", "pretrain_time_s": pretrain_time,

@@ -1,4 +1,9 @@
-"""What defines a run, recorded in its directory so that ``--resume`` continues only that run.
+"""The run identity: what defines a run, recorded in its directory so that ``--resume``
+continues only that run.
+
+One of three identities (docs/data-identity.md): the run identity names a dataset by the
+*data identity* (:mod:`spin_bench.data.identity`) and the file sha256;
+:mod:`spin_bench.analysis.data_identities` is the report's side (which data each run used).
 
 ``run_identity.json`` holds the run's configuration (every gin binding in effect, as
 ``configs.config_str()`` writes it, one entry per binding) minus what may legitimately change
@@ -21,6 +26,7 @@ from spin_bench.atomic import atomic_write_json
 from spin_bench.cli import MAX_SEED
 from spin_bench.rundir import CONFIG, IDENTITY, NON_RESULT_BINDINGS, SUMMARY, config_bindings as bindings_of
 from spin_bench.safe_load import FieldError, json_int, json_str, read_json, read_text
+
 IDENTITY_FORMAT = 1
 # Bindings a resumed run may change: locations (the data is identified by its sha256), how the
 # update step is executed (UpdateStep.mode: eager or CUDA graph, same numbers),
@@ -124,10 +130,12 @@ def check(run_dir: str, old: Optional[dict], new: dict) -> None:
 
 
 def write(run_dir: str, record: dict) -> None:
+    """Record `record` as the run directory's run_identity.json (atomically)."""
     atomic_write_json(os.path.join(run_dir, IDENTITY), record)
 
 
 def _short(v: Optional[str]) -> str:
+    """A binding's value for a diff line: at most 60 characters, '(unbound)' for None."""
     if v is None:
         return "(unbound)"
     return v if len(v) <= 60 else v[:57] + "..."

@@ -10,6 +10,7 @@ metrics so far) and ends with the same metrics it would have had.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import sys
@@ -23,7 +24,7 @@ import torch
 from spin_bench.algos.base import Batch, OfflineAlgorithm
 from spin_bench.atomic import atomic_torch_save, atomic_write_text
 from spin_bench.models.common import synchronize
-from spin_bench.rundir import CHECKPOINT, METRICS
+from spin_bench.rundir import CHECKPOINT, METRICS, RunDirError
 from spin_bench.safe_load import UnreadableFileError, load_torch_file
 from spin_bench.train.graph_step import UpdateStep
 
@@ -153,6 +154,114 @@ class _Progress:
             self.bar.close()
 
 
+@dataclasses.dataclass
+class _Progression:
+    """Where a run stands: gradient steps done, the two clocks (seconds) and the metrics rows."""
+
+    step: int
+    train_clock: float
+    eval_clock: float
+    rows: List[dict]
+
+
+class _LossMeans:
+    """Per-loss sums over the gradient steps since the last evaluation (device tensors, no sync)."""
+
+    def __init__(self):
+        self.sums: Dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, losses: Dict[str, torch.Tensor]) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+
+    def means(self) -> Dict[str, float]:
+        """mean_k = sum_k / max(count, 1) per loss, as Python floats."""
+        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+
+
+def _resume(algo: OfflineAlgorithm, sampler: DatasetSampler, schedule: Schedule, device: torch.device,
+            ckpt_path: str, checkpoint: Optional[dict], pretrain_time_s: float, resume: bool) -> _Progression:
+    """A fresh start, or the checkpoint's state restored into `algo`, the sampler and the RNGs."""
+    if resume and (checkpoint is not None or os.path.exists(ckpt_path)):
+        # CPU first: the loaders copy onto the live modules' devices; RNG states must stay on the CPU.
+        state = checkpoint if checkpoint is not None else load_checkpoint(ckpt_path)
+        check_resume_step(os.path.dirname(ckpt_path), state["step"], schedule)
+        algo.load_full_state_dict(state["algo"])
+        sampler.generator.set_state(state["sampler_rng"].cpu())  # generator states live on the CPU
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        return _Progression(state["step"], state["train_clock"], state["eval_clock"], state["rows"])
+    return _Progression(0, float(pretrain_time_s), 0.0, [])
+
+
+def _train_until_evaluation(update: UpdateStep, sampler: DatasetSampler, schedule: Schedule,
+                            device: torch.device, run: _Progression, losses: _LossMeans,
+                            progress: _Progress) -> None:
+    """Gradient steps up to the next evaluation (or the last step); their time joins the
+    training clock. Losses are checked every `log_every` steps and at the end."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    chunk = min(schedule.eval_every - run.step % schedule.eval_every, schedule.num_steps - run.step)
+    for _ in range(chunk):
+        losses.add(update(sampler.sample()))
+        run.step += 1
+        progress.update(run.step, evaluating=run.step % schedule.eval_every == 0 or run.step == schedule.num_steps)
+        if run.step % schedule.log_every == 0:
+            _check_finite(losses.sums, run.step)
+    synchronize(device)
+    run.train_clock += time.perf_counter() - t0
+    _check_finite(losses.sums, run.step)
+
+
+def _evaluate(algo: OfflineAlgorithm, evaluator: Callable, policy: Callable, probe: Batch, step: int):
+    """(returns, evaluation seconds, behaviour NLL) with the algorithm in eval mode; the NLL is
+    -mean log pi(a|s) on the fixed probe batch (None without an actor)."""
+    algo.eval()
+    returns, eval_seconds = evaluator(policy, step)
+    behaviour_nll = None  # how well the actor explains the data's actions (none: no actor)
+    if getattr(algo, "actor", None) is not None:
+        with torch.no_grad():
+            behaviour_nll = float(-algo.actor.log_prob(probe.observations, probe.actions).mean())
+    algo.train()
+    return returns, eval_seconds, behaviour_nll
+
+
+def _metrics_row(run: _Progression, returns, behaviour_nll: Optional[float],
+                 normalise: Optional[Callable[[float], float]], losses: _LossMeans) -> dict:
+    """One metrics.csv row: the evaluation's return mean/std, normalised score, behaviour NLL and
+    the mean of each loss since the last evaluation."""
+    mean = float(np.mean(returns))
+    row = {"step": run.step, "train_time_s": run.train_clock, "eval_time_s": run.eval_clock,
+           "return_mean": mean, "return_std": float(np.std(returns)),
+           "normalized_score": normalise(mean) if normalise else None,
+           "behaviour_nll": behaviour_nll}
+    row.update(losses.means())
+    return row
+
+
+def _log_tensorboard(writer, row: dict) -> None:
+    """The row's values as scalars at its step (eval/ for returns and scores, train/ otherwise)."""
+    step = row["step"]
+    for k, v in row.items():
+        if k != "step" and v is not None:
+            writer.add_scalar(f"eval/{k}" if k.startswith(("return", "normalized")) else f"train/{k}", v, step)
+    writer.flush()
+
+
+def _save_checkpoint(path: str, algo: OfflineAlgorithm, sampler: DatasetSampler, device: torch.device,
+                     run: _Progression) -> None:
+    """The checkpoint (CHECKPOINT_KEYS), written atomically."""
+    atomic_torch_save({
+        "algo": algo.full_state_dict(), "sampler_rng": sampler.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "step": run.step, "train_clock": run.train_clock, "eval_clock": run.eval_clock, "rows": _plain(run.rows),
+    }, path)
+
+
 def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Callable,
           run_dir: str, schedule: Schedule, seed: int, device: torch.device,
           normalise: Optional[Callable[[float], float]] = None, pretrain_time_s: float = 0.0,
@@ -162,87 +271,38 @@ def train(algo: OfflineAlgorithm, data: Dict[str, torch.Tensor], evaluator: Call
     os.makedirs(run_dir, exist_ok=True)
     sampler = DatasetSampler(data, schedule.batch_size, seed)
     ckpt_path = os.path.join(run_dir, CHECKPOINT)
-    rows: List[dict] = []
-    step, train_clock, eval_clock = 0, float(pretrain_time_s), 0.0
-    if resume and (checkpoint is not None or os.path.exists(ckpt_path)):
-        # CPU first: the loaders copy onto the live modules' devices; RNG states must stay on the CPU.
-        state = checkpoint if checkpoint is not None else load_checkpoint(ckpt_path)
-        if state["step"] > schedule.num_steps:
-            raise ValueError(f"{ckpt_path}: the run is at step {state['step']}, past Schedule.num_steps = "
-                             f"{schedule.num_steps}; resume it with num_steps >= {state['step']} or start a new run")
-        algo.load_full_state_dict(state["algo"])
-        sampler.generator.set_state(state["sampler_rng"].cpu())  # generator states live on the CPU
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        step, train_clock, eval_clock = state["step"], state["train_clock"], state["eval_clock"]
-        rows = state["rows"]
+    run = _resume(algo, sampler, schedule, device, ckpt_path, checkpoint, pretrain_time_s, resume)
 
     writer = None
     if tensorboard:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(run_dir, purge_step=step if step else None)
+        writer = SummaryWriter(run_dir, purge_step=run.step if run.step else None)
 
     probe = sampler.probe()
     policy = lambda obs, gen: algo.act(obs, generator=gen, deterministic=schedule.deterministic_eval)
-    progress = _Progress(schedule.num_steps, step, schedule.log_every, desc=os.path.basename(run_dir))
-    loss_sums: Dict[str, torch.Tensor] = {}
-    loss_count = 0
+    progress = _Progress(schedule.num_steps, run.step, schedule.log_every, desc=os.path.basename(run_dir))
+    losses = _LossMeans()
     algo.train()
     update = UpdateStep(algo, device)  # after resume: a captured graph holds the loaded tensors
     try:
-        while step < schedule.num_steps:
-            synchronize(device)
-            t0 = time.perf_counter()
-            chunk = min(schedule.eval_every - step % schedule.eval_every, schedule.num_steps - step)
-            for _ in range(chunk):
-                losses = update(sampler.sample())
-                for k, v in losses.items():
-                    loss_sums[k] = loss_sums[k] + v if k in loss_sums else v.clone()
-                loss_count += 1
-                step += 1
-                progress.update(step, evaluating=step % schedule.eval_every == 0 or step == schedule.num_steps)
-                if step % schedule.log_every == 0:
-                    _check_finite(loss_sums, step)
-            synchronize(device)
-            train_clock += time.perf_counter() - t0
-            _check_finite(loss_sums, step)
-
-            algo.eval()
-            returns, eval_seconds = evaluator(policy, step)
-            behaviour_nll = None  # how well the actor explains the data's actions (none: no actor)
-            if getattr(algo, "actor", None) is not None:
-                with torch.no_grad():
-                    behaviour_nll = float(-algo.actor.log_prob(probe.observations, probe.actions).mean())
-            algo.train()
-            eval_clock += eval_seconds
-            mean = float(np.mean(returns))
-            row = {"step": step, "train_time_s": train_clock, "eval_time_s": eval_clock,
-                   "return_mean": mean, "return_std": float(np.std(returns)),
-                   "normalized_score": normalise(mean) if normalise else None,
-                   "behaviour_nll": behaviour_nll}
-            row.update({k: float(v) / max(loss_count, 1) for k, v in loss_sums.items()})
-            rows.append(row)
-            loss_sums, loss_count = {}, 0
-            progress.evaluated(step, mean, row["normalized_score"])
+        while run.step < schedule.num_steps:
+            _train_until_evaluation(update, sampler, schedule, device, run, losses, progress)
+            returns, eval_seconds, behaviour_nll = _evaluate(algo, evaluator, policy, probe, run.step)
+            run.eval_clock += eval_seconds
+            row = _metrics_row(run, returns, behaviour_nll, normalise, losses)
+            run.rows.append(row)
+            losses = _LossMeans()
+            progress.evaluated(run.step, row["return_mean"], row["normalized_score"])
             if writer is not None:
-                for k, v in row.items():
-                    if k != "step" and v is not None:
-                        writer.add_scalar(f"eval/{k}" if k.startswith(("return", "normalized")) else f"train/{k}", v, step)
-                writer.flush()
-            _write_metrics(os.path.join(run_dir, METRICS), rows)
-            atomic_torch_save({
-                "algo": algo.full_state_dict(), "sampler_rng": sampler.generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "step": step, "train_clock": train_clock, "eval_clock": eval_clock, "rows": _plain(rows),
-            }, ckpt_path)
+                _log_tensorboard(writer, row)
+            _write_metrics(os.path.join(run_dir, METRICS), run.rows)
+            _save_checkpoint(ckpt_path, algo, sampler, device, run)
     finally:
         progress.close()
         if writer is not None:
             writer.close()
-    return rows
+    return run.rows
 
 
 def _plain(rows: List[dict]) -> List[dict]:
@@ -262,6 +322,15 @@ def load_checkpoint(path: str) -> dict:
         raise UnreadableFileError(f"{path}: not a spin_bench training checkpoint "
                                   f"(lacks {', '.join(missing) or 'well-formed step/rows'})")
     return state
+
+
+def check_resume_step(run_dir: str, step: int, schedule: Schedule) -> None:
+    """RunDirError (a ValueError) when a checkpoint at `step` is past Schedule.num_steps: its
+    evaluations past the new end would make the final score. Nothing is changed."""
+    if step > schedule.num_steps:
+        raise RunDirError(f"refusing to resume {run_dir}: its checkpoint is at step {step}, past "
+                          f"Schedule.num_steps = {schedule.num_steps}; nothing was changed (resume with "
+                          f"num_steps >= {step} or use another --run_dir)")
 
 
 def _check_finite(loss_sums: Dict[str, torch.Tensor], step: int) -> None:

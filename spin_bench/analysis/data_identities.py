@@ -1,4 +1,11 @@
-"""Which data each run used: data identities of run directories, and their backfill.
+"""Which data each run used: the data identities of run directories, the report's dataset
+rule on them, and their backfill.
+
+One of three identities (docs/data-identity.md): the *data identity* of a dataset is computed
+in :mod:`spin_bench.data.identity`; the *run identity* (what ``--resume`` compares) is
+:mod:`spin_bench.train.identity`; this module reads the data identity each run directory
+recorded and fills in the ones older runs lack. Its command line is
+``python -m spin_bench.identities``.
 
 A run records ``dataset_identity`` (a digest of the data, see ``spin_bench.data.identity``)
 beside ``dataset_sha256`` (the file's bytes). Runs made before identities were recorded
@@ -63,6 +70,12 @@ class IdentityResolver:
             except Exception:  # noqa: BLE001 - an unreadable file or sidecar says nothing
                 self._file_sha[path] = None
         return self._file_sha[path]
+
+    def find(self, sha256: str, paths: Sequence[str] = ()) -> Tuple[Optional[str], str]:
+        """(the identity or None, the file it was recomputed from: '' when a run recorded it
+        or when it was not found)."""
+        identity = self.resolve(sha256, paths)
+        return identity, self.where(sha256)
 
     def resolve(self, sha256: str, paths: Sequence[str] = ()) -> Optional[str]:
         """The identity of the data whose file had `sha256` (the runs recorded it at `paths`),
@@ -131,9 +144,8 @@ def resolve_run_identities(runs: pd.DataFrame, dataset_paths: Mapping[str, str],
             identities.append(r["dataset_identity"])
             how[r["run_dir"]] = "recorded"
             continue
-        found = resolver.resolve(r["dataset_sha256"], paths[r["dataset_sha256"]])
+        found, where = resolver.find(r["dataset_sha256"], paths[r["dataset_sha256"]])
         identities.append(found or "")
-        where = resolver.where(r["dataset_sha256"])
         how[r["run_dir"]] = ("unverifiable" if found is None else
                              f"recomputed from {where}" if where else "matched")
     return pd.Series(identities, index=runs.index, dtype=object), how
@@ -221,8 +233,8 @@ def backfill(run_dirs: Sequence[str], data: Sequence[str] = (), write: bool = Fa
         if s.get("dataset_identity") or not s.get("dataset_sha256"):
             continue
         sha = str(s["dataset_sha256"])
-        identity = resolver.resolve(sha, paths[sha])
-        source = resolver.where(sha) or ("another run with this sha256" if identity else "")
+        identity, where = resolver.find(sha, paths[sha])
+        source = where or ("another run with this sha256" if identity else "")
         rows.append({"run_dir": d, "dataset_sha256": sha, "dataset_identity": identity or "",
                      "source": source or "unverifiable: no file with this sha256 at hand"})
         if write and identity:
