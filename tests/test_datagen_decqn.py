@@ -1,4 +1,5 @@
 """Behaviour-policy training and dataset generation at smoke scale (spin_bench.datagen)."""
+import json
 import os
 import shutil
 
@@ -39,6 +40,22 @@ def smoke_run(tmp_path_factory):
     dg.export_policies(TASK, str(run), out_dir=str(pol / TASK), episodes=2, top_k=2,
                        medium_fraction=(0.0, 1.0))
     return dict(root=root, run=run, summary=summary, policies=pol)
+
+
+def test_shipped_and_exported_policies_name_no_machine_path(smoke_run):
+    """policies.json records the behaviour run by its folder name, never an absolute path."""
+    from spin_bench.datagen.paths import POLICY_ROOT
+
+    files = [os.path.join(smoke_run["policies"], TASK, "policies.json")] + \
+        [os.path.join(POLICY_ROOT, d, "policies.json") for d in sorted(os.listdir(POLICY_ROOT))
+         if os.path.isfile(os.path.join(POLICY_ROOT, d, "policies.json"))]
+    assert len(files) >= 4
+    for path in files:
+        with open(path) as f:
+            text = f.read()
+        doc = json.loads(text)
+        assert "run_dir" not in doc and os.sep not in doc["run"], path
+        assert str(smoke_run["root"]) not in text and "/work/" not in text, path
 
 
 @pytest.fixture

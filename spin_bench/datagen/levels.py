@@ -9,6 +9,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from spin_bench.atomic import atomic_write_text
 from spin_bench.datagen.paths import policy_dir
 from spin_bench.datagen.rollouts import COLLECT_EPSILON, evaluate_policy
 from spin_bench.rundir import METRICS, OPERATIVE_CONFIG
@@ -77,7 +78,9 @@ def export_policies(task: str, run_dir: str, out_dir: Optional[str] = None, bins
     cands = sorted(greedy, key=lambda s: abs(greedy[s] - mid * 1.05))[:4]
     medium_step = min(cands, key=lambda s: abs(proto(s) - mid))
     os.makedirs(out_dir, exist_ok=True)
-    summary = dict(task=task, bins=list(map(int, np.atleast_1d(bins))), run_dir=os.path.abspath(run_dir),
+    # the run by its folder's name only: an absolute path names a machine no user has
+    summary = dict(task=task, bins=list(map(int, np.atleast_1d(bins))),
+                   run=os.path.basename(os.path.normpath(os.path.abspath(run_dir))),
                    protocol=f"greedy + per-slot epsilon {epsilon}", episodes=episodes)
     for name, step in (("expert", expert_step), ("medium", medium_step)):
         net = load_snapshot(snaps[step])
@@ -91,6 +94,5 @@ def export_policies(task: str, run_dir: str, out_dir: Optional[str] = None, bins
     if os.path.exists(oc):
         shutil.copyfile(oc, os.path.join(out_dir, OPERATIVE_CONFIG))
     summary["evaluated"] = {str(k): v for k, v in sorted(evals.items())}
-    with open(os.path.join(out_dir, "policies.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    atomic_write_text(os.path.join(out_dir, "policies.json"), json.dumps(summary, indent=1))
     return summary
