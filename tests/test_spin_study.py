@@ -250,3 +250,19 @@ def test_minutes_from_different_machines_are_flagged(tmp_path):
     warned = [n.text for n in res.messages.warnings() if n.topic == "machines"]
     assert len(warned) == 1 and "(not recorded, AMD EPYC)" in warned[0] and "not comparable" in warned[0]
     assert sorted(res.runs["machine"]) == ["", "AMD EPYC"]
+
+
+def test_figure_legend_has_every_panels_labels():
+    """A variant missing from the first cell (cheetah-run before its fine-tuned runs exist) still
+    has its legend entry: the legend is the union over panels, each label once."""
+    from matplotlib.figure import Figure
+
+    from spin_bench.analysis.study_report import _figure_legend
+
+    fig = Figure()
+    axes = fig.subplots(1, 2, squeeze=False)
+    axes[0][0].plot([1, 2], [1, 2], label="SPIN, frozen ASM")
+    axes[0][1].plot([1, 2], [1, 2], label="SPIN, frozen ASM")
+    axes[0][1].plot([1, 2], [2, 3], label="SPIN, fine-tuned")
+    _figure_legend(fig, axes, ncol=4)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["SPIN, frozen ASM", "SPIN, fine-tuned"]

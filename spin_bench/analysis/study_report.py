@@ -4,7 +4,7 @@ epochs with the baselines' CIs as bands, and the ASM probe against epochs."""
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -45,6 +45,18 @@ def _epoch_axis(ax, epochs) -> None:
     ax.set_xlabel("ASM pre-training epochs")
 
 
+def _figure_legend(fig, axes, ncol: int) -> None:
+    """One legend below the panels with every label any panel drew, in first-drawn order (a
+    variant missing from the first cell still gets its entry)."""
+    seen: Dict[str, object] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    if seen:
+        fig.legend(list(seen.values()), list(seen), loc="outside lower center",
+                   ncol=min(ncol, len(seen)), frameon=False)
+
+
 def plot_spin_budget(budget: pd.DataFrame, bands: pd.DataFrame, path_stem: str) -> List[str]:
     """Final return (mean, 95% CI over seeds) against ASM epochs, frozen and fine-tuned SPIN,
     one panel per cell; the baselines' means and CIs as horizontal bands."""
@@ -72,8 +84,7 @@ def plot_spin_budget(budget: pd.DataFrame, bands: pd.DataFrame, path_stem: str) 
         ax.grid(True)
     for k in range(len(cells), axes.size):
         axes[k // cols][k % cols].set_visible(False)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False)
+    _figure_legend(fig, axes, ncol=4)
     return save_figure(fig, path_stem)
 
 
@@ -103,8 +114,7 @@ def plot_asm_probe(runs: pd.DataFrame, budget: pd.DataFrame, path_stem: str) -> 
         top.set_ylabel("ASM probe")
         bottom.set_ylabel("Structure (nats/slot)")
         _epoch_axis(bottom, s["asm_epochs"])
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
+    _figure_legend(fig, axes, ncol=3)
     return save_figure(fig, path_stem)
 
 
