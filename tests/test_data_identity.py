@@ -120,7 +120,7 @@ def _generate(cwd: Path, out: Path) -> None:
     env.pop("SOURCE_DATE_EPOCH", None)
     proc = subprocess.run(
         [sys.executable, "-m", "spin_bench.datagen", "generate", "--task=finger-spin",
-         "--level=medium-expert", "--num_transitions=1000", f"--out={out}", "--num_workers=1",
+         "--level=medium-expert", "--num_transitions=1000", "--version=1", f"--out={out}", "--num_workers=1",
          "--num_envs=2", "--no_progress"], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -161,7 +161,7 @@ def test_levels_sizes_mixtures_and_files(policies, tmp_path, monkeypatch, capsys
     me = dg.generate_dataset(TASK, "medium-expert", num_transitions=2000, seed=1,
                              data_dir=data_dir, num_workers=1, num_envs=2, progress=False,
                              cache=cache)
-    med = cache[(TASK, "3", "medium", 1, dg.COLLECT_EPSILON)]  # the 1,000-transition stream
+    med = cache[(TASK, "3", 1, "medium", 1, dg.COLLECT_EPSILON)]  # version 1: the 1,000-transition stream
     assert len(med["actions"]) == 1000
     me_arr = load_dataset(me).arrays()
     np.testing.assert_array_equal(me_arr["actions"][:1000], med["actions"])

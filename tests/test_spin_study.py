@@ -194,7 +194,9 @@ def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path, 
     store = tmp_path / "store"
     base = [f"--gin_file={SMOKE_SPIN}", f"--gin_bindings=Experiment.data_dir = '{datasets}'",
             f"--gin_bindings=Experiment.asm_cache_dir = '{store / 'asm'}'"]
-    ds = "finger-spin-medium-expert-b3-v1"
+    from spin_bench.datagen.resolve import DataRequest
+
+    ds = DataRequest("finger-spin", "medium-expert").dataset_id  # the newest version's, what the run takes
     bad = subprocess.run([sys.executable, "-m", "spin_bench.run", *base, f"--run_dir={tmp_path / 'bad'}",
                           f"--gin_bindings=Experiment.expected_identities = {{'{ds}': 'deadbeef'}}"],
                          capture_output=True, text=True, timeout=600)

@@ -34,7 +34,7 @@ import pandas as pd
 from spin_bench.analysis.data_identities import check_identities
 from spin_bench.analysis.labels import bins_label
 from spin_bench.analysis.notes import AnalysisError, Notes
-from spin_bench.analysis.variants import result_config, variant_labels
+from spin_bench.analysis.variants import result_config, variant_labels, with_data_version
 from spin_bench.rundir import COMPLETE, CONFIG, METRICS, SUMMARY, config_bindings, final_score
 from spin_bench import vocab
 from spin_bench.vocab import method_label, reference_algos, reference_method, variant_method
@@ -344,7 +344,7 @@ def _read_run(run_dir: str, final_k: Optional[int], notes: Notes):
     )
     bindings = _read_config(run_dir, notes)
     record.update(_asm_fields(cfg["method"], summary, bindings))
-    record["config"] = result_config(bindings)
+    record["config"] = with_data_version(result_config(bindings), dataset_id)
     ev = m.assign(**cfg, seed=seed, run_dir=run_dir)
     ev["train_min"] = ev["train_time_s"] / 60.0
     return record, ev[EVAL_COLUMNS]

@@ -14,12 +14,18 @@ default a SPIN variant with 100 epochs differs from); ties go to ``<unbound>``, 
 value of the configuration with the most runs, then to the sorted first. A configuration is
 labelled by its varying bindings that differ from their defaults (``SPIN [ASM 100 ep]``);
 one that differs in none is the method's own row.
+
+The dataset version a run used (its dataset id's ``-v<k>``, :func:`with_data_version`) counts
+as the binding ``Experiment.data_version`` whether or not the run bound it (a run that left
+it unbound took the newest version there was), so runs of one method on two versions of a
+cell's data are two rows (``F-IQL [data v2]``), never duplicates of each other.
 """
 from __future__ import annotations
 
 from collections import Counter
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from spin_bench.data.schema import parse_dataset_id
 from spin_bench.rundir import NON_RESULT_BINDINGS
 
 UNBOUND = "<unbound>"
@@ -40,7 +46,9 @@ _LABELS = {
     "Experiment.asm_seed": lambda v: "shared ASM",  # one ASM (this seed) for every policy seed
     "D_MODEL": lambda v: f"d_model {_short(v)}",
     "Schedule.num_steps": lambda v: f"{_short(v)} steps",
+    "Experiment.data_version": lambda v: f"data v{_short(v)}",
 }
+DATA_VERSION = "Experiment.data_version"
 
 
 def _label_order(name: str) -> tuple:
@@ -61,6 +69,16 @@ def result_config(bindings: Optional[Mapping[str, str]]) -> Dict[str, str]:
     """The bindings that make a configuration (axes and non-result bindings dropped)."""
     return {k: v for k, v in (bindings or {}).items()
             if k not in AXIS_BINDINGS and k not in NON_RESULT_BINDINGS}
+
+
+def with_data_version(config: Mapping[str, str], dataset_id: Optional[str]) -> Dict[str, str]:
+    """`config` with ``Experiment.data_version`` set to the version in `dataset_id`, the data the
+    run used (unchanged when the id is not a dataset id, e.g. a file of the user's own)."""
+    try:
+        version = parse_dataset_id(str(dataset_id))["version"]
+    except ValueError:
+        return dict(config)
+    return {**config, DATA_VERSION: str(version)}
 
 
 def _frozen(config: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:

@@ -21,7 +21,7 @@ _LAZY = {"collect_episodes": "rollouts", "collect_transitions": "rollouts", "eva
          "ReplayBuffer": "decqn", "NStepCollector": "decqn", "train_decqn": "decqn", "read_metrics": "decqn",
          "export_policies": "levels",
          "DEFAULT_SIZES": "generate", "level_plan": "generate", "policy_dir": "paths",
-         "policy_path": "paths", "compute_references": "generate", "write_reference": "generate",
+         "policy_path": "paths", "policy_versions": "paths", "newest_policy_version": "paths", "compute_references": "generate", "write_reference": "generate",
          "references_for": "generate", "generated_store": "generate", "generate_dataset": "generate",
          "ensure_dataset": "generate", "missing_policies": "generate",
          "DataRequest": "resolve", "DataUnavailableError": "resolve"}

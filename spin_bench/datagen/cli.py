@@ -1,10 +1,14 @@
 """Behaviour policies, datasets and reference returns for the data we generate ourselves.
 
   python -m spin_bench.datagen train --task=cheetah-run [--gin_bindings=...] [--out_dir=...] [--resume]
-  python -m spin_bench.datagen export --task=cheetah-run [--run_dir=...]
+  python -m spin_bench.datagen export --task=cheetah-run [--run_dir=...] [--version=K]
   python -m spin_bench.datagen generate --task=cheetah-run --level=medium-expert|all [--num_transitions=N]
-        [--out=FILE] [--seed=S] [--data_dir=DIR]
-  python -m spin_bench.datagen references --task=cheetah-run [--episodes=50]
+        [--out=FILE] [--seed=S] [--data_dir=DIR] [--version=K]
+  python -m spin_bench.datagen references --task=cheetah-run [--episodes=50] [--version=K]
+
+--version: the dataset version, i.e. which version of the task's shipped behaviour policies
+(version 1 in spin_bench/policies/<task>/, version k in its v<k>/); generate and references
+default to the newest shipped, export to a new one (docs/data.md, dataset versions).
 """
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _check_args(args) -> None:
         raise _BadInput(f"--level must be one of {[*LEVELS, 'all']}, got {args.level!r}")
     from spin_bench.cli import MAX_SEED, path_problem
 
-    for flag, low, high in (("bins", 2, 10**4), ("num_transitions", 1, MAX_TRANSITIONS), ("num_workers", 1, 1024),
+    for flag, low, high in (("version", 1, 10**6), ("bins", 2, 10**4), ("num_transitions", 1, MAX_TRANSITIONS), ("num_workers", 1, 1024),
                             ("num_envs", 1, 10**4), ("episodes", 1, 10**7), ("seed", 0, MAX_SEED)):
         value = getattr(args, flag, None)
         if value is not None and value < low:
@@ -112,12 +116,36 @@ def _check_args(args) -> None:
     resume_from = getattr(args, "resume_from", None)
     if resume_from and not os.path.isfile(resume_from):
         raise _BadInput(f"--resume_from {resume_from}: no such checkpoint file")
+    if args.command in ("generate", "references"):
+        from spin_bench.datagen.paths import policy_versions
+
+        shipped = policy_versions(args.task, args.bins)
+        if args.version is not None and shipped and args.version not in shipped:
+            raise _BadInput(f"--version {args.version}: {args.task} (bins {args.bins}) has shipped behaviour policies "
+                            f"of version{'s' if len(shipped) > 1 else ''} {', '.join(str(v) for v in shipped)} only")
+    if args.command == "references":
+        from spin_bench.datagen.paths import policy_path, resolve_version
+
+        try:
+            policy_path(args.task, "expert", args.bins, resolve_version(args.task, args.bins, args.version))
+        except FileNotFoundError as e:
+            raise _BadInput(str(e)) from None
+    if args.command == "export":
+        from spin_bench.datagen.paths import POLICY_FILES, policy_dir
+
+        args.version = args.version or next_version(args.task)
+        target = args.out_dir or policy_dir(args.task, 3, args.version)
+        there = [f for f in POLICY_FILES if os.path.exists(os.path.join(target, f))]
+        if there and not args.overwrite:
+            raise _BadInput(f"--version {args.version}: {os.path.join(target, there[0])} already exists (a shipped "
+                            f"version never changes, or the data it generated would no longer regenerate; "
+                            f"export a new version, or pass --overwrite to replace it)")
     if args.command == "generate":
         from spin_bench.datagen.generate import DEFAULT_SIZES, missing_policies
         from spin_bench.datagen.resolve import has_published, train_commands
 
         for level in (DEFAULT_SIZES if args.level == "all" else [args.level]):
-            missing = missing_policies(args.task, level, args.bins)
+            missing = missing_policies(args.task, level, args.bins, args.version)
             if missing:
                 published = (", or import the published datasets (python -m spin_bench.data import --help)"
                              if has_published(args.task, args.bins) else
@@ -128,6 +156,19 @@ def _check_args(args) -> None:
     if args.command == "export" and not os.path.isdir(args.run_dir or os.path.join("runs", "behaviour", args.task)):
         raise _BadInput(f"--run_dir {args.run_dir or os.path.join('runs', 'behaviour', args.task)}: no such "
                         f"behaviour-policy run directory (python -m spin_bench.datagen train makes one)")
+
+
+def next_version(task: str, bins=3) -> int:
+    """The version a new export ships: one past the newest shipped; for a task without policies
+    of ours, 1, or 2 where it has published datasets (their ids end in -v1: our data of the
+    task never shares an id with them)."""
+    from spin_bench.datagen.paths import newest_policy_version
+    from spin_bench.datagen.resolve import has_published
+
+    newest = newest_policy_version(task, bins)
+    if newest is not None:
+        return newest + 1
+    return 2 if has_published(task, bins) else 1
 
 
 def cmd_train(args):
@@ -147,7 +188,8 @@ def cmd_export(args):
     from spin_bench.datagen.levels import export_policies
 
     run_dir = args.run_dir or os.path.join("runs", "behaviour", args.task)
-    summary = export_policies(args.task, run_dir, out_dir=args.out_dir, episodes=args.episodes)
+    summary = export_policies(args.task, run_dir, out_dir=args.out_dir, episodes=args.episodes,
+                              version=args.version)
     print(json.dumps(summary, indent=1, default=str))
 
 
@@ -160,13 +202,16 @@ def cmd_generate(args):
         generate_dataset(args.task, level, bins=args.bins, num_transitions=args.num_transitions,
                          seed=args.seed, out=args.out, data_dir=args.data_dir,
                          num_workers=args.num_workers, num_envs=args.num_envs,
-                         progress=not args.no_progress, cache=cache)
+                         progress=not args.no_progress, cache=cache, version=args.version)
 
 
 def cmd_references(args):
     from spin_bench.datagen.generate import compute_references
 
-    ref = compute_references(args.task, args.bins, episodes=args.episodes, write=not args.dry_run)
+    from spin_bench.datagen.paths import resolve_version
+
+    ref = compute_references(args.task, args.bins, episodes=args.episodes, write=not args.dry_run,
+                             version=resolve_version(args.task, args.bins, args.version))
     print(json.dumps(ref, indent=1))
 
 
@@ -197,6 +242,9 @@ def main(argv=None):
                    help="where the policies go (default spin_bench/policies/<task>; needs a checkout)")
     e.add_argument("--episodes", type=int, default=20,
                    help="episodes per candidate snapshot under the collection protocol when choosing the levels (default 20)")
+    e.add_argument("--version", type=int, default=None,
+                   help="the dataset version the policies ship as (default: a new one, one past the newest shipped)")
+    e.add_argument("--overwrite", action="store_true", help="replace the policies of an existing version")
     e.set_defaults(fn=cmd_export)
 
     g = sub.add_parser("generate", error_name=PROG, help="roll the shipped policies into an HDF5 dataset")
@@ -217,6 +265,8 @@ def main(argv=None):
     g.add_argument("--num_envs", type=int, default=10,
                    help="environments stepped in lockstep per process (default 10)")
     g.add_argument("--no_progress", action="store_true", help="no progress bar")
+    g.add_argument("--version", type=int, default=None,
+                   help="dataset version: which version of the shipped policies (default the newest)")
     g.set_defaults(fn=cmd_generate)
 
     r = sub.add_parser("references", error_name=PROG, help="measure expert/random reference returns")
@@ -225,6 +275,8 @@ def main(argv=None):
     r.add_argument("--episodes", type=int, default=50,
                    help="episodes of each policy (expert, random) to average; written beside the returns (default 50)")
     r.add_argument("--dry_run", action="store_true", help="print, do not write the CSV")
+    r.add_argument("--version", type=int, default=None,
+                   help="dataset version: whose expert (default the newest shipped)")
     r.set_defaults(fn=cmd_references)
     args = p.parse_args(argv)
     from spin_bench.configs import ConfigError, error_line

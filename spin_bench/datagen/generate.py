@@ -42,7 +42,7 @@ from spin_bench.data.dataset import write_dataset
 from spin_bench.data.header import read_header
 from spin_bench.data.schema import dataset_id
 from spin_bench.data.store import DatasetStore
-from spin_bench.datagen.paths import policy_dir, policy_path
+from spin_bench.datagen.paths import policy_dir, policy_path, resolve_version
 from spin_bench.datagen.rollouts import (COLLECT_EPSILON, POLICY_PRECISION, SOURCES, collect_episodes,
                                          collect_transitions, prefix)
 from spin_bench.envs.registry import GENERATED_REFERENCE_CSV
@@ -75,43 +75,45 @@ def level_plan(level: str, num_transitions: Optional[int] = None) -> List[Tuple[
 # ----------------------------------------------------------------------------- references
 def compute_references(task: str, bins: int = 3, episodes: int = REFERENCE_EPISODES,
                        epsilon: float = COLLECT_EPSILON, num_envs: int = 10,
-                       write: bool = True) -> Dict[str, float]:
-    """Expert reference = the expert policy's mean return under the collection protocol,
-    random = the uniform-random policy's; `episodes` each, from their own seed streams."""
-    exp = collect_episodes(task, bins, policy_path(task, "expert", bins), range(episodes),
+                       write: bool = True, version: int = 1) -> Dict[str, float]:
+    """Expert reference = version `version`'s expert policy's mean return under the collection
+    protocol, random = the uniform-random policy's; `episodes` each, from their own seed streams."""
+    exp = collect_episodes(task, bins, policy_path(task, "expert", bins, version), range(episodes),
                            REFERENCE_SEED, epsilon, num_envs, SOURCES["expert"], store=False)
     rnd = collect_episodes(task, bins, None, range(episodes), REFERENCE_SEED, epsilon, num_envs,
                            SOURCES["random"], store=False)
     ref = dict(expert=round(float(exp["episode_returns"].mean()), 3),
                random=round(float(rnd["episode_returns"].mean()), 3),
                expert_std=float(exp["episode_returns"].std()),
-               random_std=float(rnd["episode_returns"].std()), episodes=episodes)
+               random_std=float(rnd["episode_returns"].std()), episodes=episodes, version=int(version))
     if write:
-        write_reference(task, int(bins), ref["expert"], ref["random"], path=_reference_csv(), episodes=episodes)
+        write_reference(task, int(bins), ref["expert"], ref["random"], path=_reference_csv(), episodes=episodes,
+                        version=version)
     return ref
 
 
 def write_reference(task: str, bins: int, expert: float, random: float,
-                    path: Optional[str] = None, episodes: int = REFERENCE_EPISODES) -> None:
-    """Set (task, bins)'s row of the reference CSV, with the episodes it was measured over
-    (rows of a CSV from before the column was written keep REFERENCE_EPISODES, what it said)."""
+                    path: Optional[str] = None, episodes: int = REFERENCE_EPISODES, version: int = 1) -> None:
+    """Set (task, bins, version)'s row of the reference CSV, with the episodes it was measured over
+    (rows of a CSV from before a column was written keep what it said: REFERENCE_EPISODES
+    episodes, version 1)."""
     path = path or _reference_csv()
-    rows: Dict[Tuple[str, int], Tuple[float, float, int]] = {}
+    rows: Dict[Tuple[str, int, int], Tuple[float, float, int]] = {}
     if os.path.exists(path):
         with open(path, newline="") as f:
             for r in csv.DictReader(line for line in f if not line.startswith("#")):
-                rows[(r["task"], int(r["bins"]))] = (float(r["expert"]), float(r["random"]),
-                                                     int(r.get("episodes") or REFERENCE_EPISODES))
-    rows[(task, int(bins))] = (float(expert), float(random), int(episodes))
+                rows[(r["task"], int(r["bins"]), int(r.get("version") or 1))] = (
+                    float(r["expert"]), float(r["random"]), int(r.get("episodes") or REFERENCE_EPISODES))
+    rows[(task, int(bins), int(version))] = (float(expert), float(random), int(episodes))
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(f"# Reference returns of the datasets spin_bench generates (python -m "
-                f"spin_bench.datagen references): expert = the shipped expert policy under the "
-                f"collection protocol (per-slot epsilon {COLLECT_EPSILON}), random = uniform "
-                f"random; each the mean over the row's `episodes` episodes\n")
-        f.write("task,bins,expert,random,episodes\n")
-        for (t, b) in sorted(rows):
-            e, r, n = rows[(t, b)]
-            f.write(f"{t},{b},{e},{r},{n}\n")
+                f"spin_bench.datagen references): expert = the shipped expert policy of the row's "
+                f"dataset version under the collection protocol (per-slot epsilon {COLLECT_EPSILON}), "
+                f"random = uniform random; each the mean over the row's `episodes` episodes\n")
+        f.write("task,bins,version,expert,random,episodes\n")
+        for (t, b, v) in sorted(rows):
+            e, r, n = rows[(t, b, v)]
+            f.write(f"{t},{b},{v},{e},{r},{n}\n")
 
 
 def _reference_csv() -> str:
@@ -121,15 +123,15 @@ def _reference_csv() -> str:
     return os.path.join(root, "reference_scores.csv") if root else GENERATED_REFERENCE_CSV
 
 
-def references_for(task: str, bins: int = 3) -> Dict[str, float]:
-    """Reference returns of (task, bins): from the CSV, measured (and recorded) if absent."""
+def references_for(task: str, bins: int = 3, version: int = 1) -> Dict[str, float]:
+    """Reference returns of (task, bins, version): from the CSV, measured (and recorded) if absent."""
     path = _reference_csv()
     from spin_bench.envs.registry import _read_reference_csv
 
-    ref = _read_reference_csv(path, "generated").get((task, int(bins)))
+    ref = _read_reference_csv(path, "generated").get((task, int(bins), int(version)))
     if ref is not None:
         return dict(expert=ref.expert, random=ref.random)
-    return compute_references(task, bins)
+    return compute_references(task, bins, version=version)
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -163,18 +165,21 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
                      seed: int = 0, out: Optional[str] = None, data_dir=None,
                      num_workers: int = 2, num_envs: int = 10, epsilon: float = COLLECT_EPSILON,
                      progress: bool = True, register: bool = True,
-                     cache: Optional[Dict] = None) -> Path:
+                     cache: Optional[Dict] = None, version: Optional[int] = None) -> Path:
     """Collect a level and write it (validated HDF5 + sha256 sidecar); return the path.
+    `version`: which version of the shipped policies (and so the dataset id's ``-v<k>``); None
+    takes the newest.
 
     `cache` (a dict shared between calls, as ``--level=all`` does) keeps each source's
     collected stream so that other levels take prefixes of it instead of re-collecting: the
     result is the same as collecting again (episode k of a stream is fixed by the seed)."""
     plan = level_plan(level, num_transitions)
     total = sum(n for _, n in plan)
-    ds_id = dataset_id(task, level, bins)
+    version = resolve_version(task, bins, version)
+    ds_id = dataset_id(task, level, bins, version)
     store = generated_store(data_dir, num_transitions, seed, level)
     path = Path(out) if out else store.path_for(ds_id)
-    ref = references_for(task, bins)
+    ref = references_for(task, bins, version)
     t0 = time.time()
     bar = None
     if progress:
@@ -185,7 +190,8 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
     for source, n in plan:
         if n == 0:
             continue
-        cached = None if cache is None else cache.get((task, str(bins), source, int(seed), float(epsilon)))
+        key = (task, str(bins), version, source, int(seed), float(epsilon))
+        cached = None if cache is None else cache.get(key)
         if cached is not None and len(cached["rewards"]) >= n:
             arr = prefix(cached, n)
             if bar is not None:
@@ -193,9 +199,9 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
         else:
             # whole episodes are collected and cut to n: the bar counts the n transitions kept
             arr = collect_transitions(task, bins, source, n, seed, epsilon, num_envs, num_workers,
-                                      None if bar is None else CappedProgress(bar, n))
+                                      None if bar is None else CappedProgress(bar, n), version=version)
             if cache is not None:
-                cache[(task, str(bins), source, int(seed), float(epsilon))] = arr
+                cache[key] = arr
             arr = dict(arr)
         behaviour_returns.extend(arr.pop("episode_returns").tolist())
         parts.append(arr)
@@ -203,7 +209,7 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
         if source != "random":
             from spin_bench.datagen.policy import load_snapshot
 
-            snapshot = policy_path(task, source, bins)
+            snapshot = policy_path(task, source, bins, version)
             meta = load_snapshot(snapshot).meta
             policies[source] = dict(env_steps=meta.get("env_steps"),
                                     protocol_return=meta.get("protocol_return"),
@@ -236,39 +242,43 @@ def generate_dataset(task: str, level: str, bins: int = 3, num_transitions: Opti
 
 
 def ensure_dataset(task: str, level: str, bins: int = 3, num_transitions: Optional[int] = None,
-                   data_dir=None, seed: int = 0, progress: bool = True) -> Path:
-    """Path of the generated dataset (task, level, bins, size, seed); generates it from the
-    shipped behaviour policies first if the store does not hold it."""
-    ds_id = dataset_id(task, level, bins)
+                   data_dir=None, seed: int = 0, progress: bool = True, version: Optional[int] = None) -> Path:
+    """Path of the generated dataset (task, level, bins, size, seed, version; None: the newest
+    shipped); generates it from the shipped behaviour policies first if the store does not hold it."""
+    version = resolve_version(task, bins, version)
+    ds_id = dataset_id(task, level, bins, version)
     store = generated_store(data_dir, num_transitions, seed, level)
     found = store.find(ds_id)
-    if found is not None and (missing_policies(task, level, bins) or _made_by_shipped_policies(found, task, level, bins)):
+    if found is not None and (missing_policies(task, level, bins, version)
+                              or _made_by_shipped_policies(found, task, level, bins, version)):
         return found  # without shipped policies to regenerate from, the generated file is the data
     if found is not None:
         print(f"[datagen] {found} was generated by other behaviour policies than the shipped "
               f"ones, or by the float32 collector whose data differs between machines; "
               f"regenerating it", flush=True)
     return generate_dataset(task, level, bins, num_transitions, seed, data_dir=data_dir,
-                            progress=progress)
+                            progress=progress, version=version)
 
 
-def missing_policies(task: str, level: str, bins=3) -> List[str]:
-    """Paths of the shipped behaviour policies that generating (task, level, bins) needs and
-    that are not there (empty: the level can be generated)."""
-    paths = [os.path.join(policy_dir(task, bins), f"{source}.pt") for source, _ in level_plan(level, None)
-             if source != "random"]
+def missing_policies(task: str, level: str, bins=3, version: Optional[int] = None) -> List[str]:
+    """Paths of the shipped behaviour policies (of `version`; None: the newest) that generating
+    (task, level, bins) needs and that are not there (empty: the level can be generated)."""
+    version = resolve_version(task, bins, version)
+    paths = [os.path.join(policy_dir(task, bins, version), f"{source}.pt")
+             for source, _ in level_plan(level, None) if source != "random"]
     return [p for p in paths if not os.path.exists(p)]
 
 
-def _made_by_shipped_policies(path, task: str, level: str, bins) -> bool:
-    """True when the file records the sha256 of every shipped policy it was collected with, and
-    that each was evaluated at rollouts.POLICY_PRECISION (files from the float32 collector,
-    which record none, are stale)."""
+def _made_by_shipped_policies(path, task: str, level: str, bins, version: int = 1) -> bool:
+    """True when the file records the sha256 of every shipped policy (of `version`) it was
+    collected with, and that each was evaluated at rollouts.POLICY_PRECISION (files from the
+    float32 collector, which record none, are stale)."""
     recorded = read_header(path)["attrs"].get("policies") or {}
     for source, _ in level_plan(level, None):
         if source == "random":
             continue
         rec = recorded.get(source) or {}
-        if rec.get("sha256") != sha256_file(policy_path(task, source, bins)) or rec.get("precision") != POLICY_PRECISION:
+        if (rec.get("sha256") != sha256_file(policy_path(task, source, bins, version))
+                or rec.get("precision") != POLICY_PRECISION):
             return False
     return True

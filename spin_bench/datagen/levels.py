@@ -19,14 +19,15 @@ MEDIUM_FRACTION = (0.40, 0.50)  # medium return / expert return, as the protocol
 
 def export_policies(task: str, run_dir: str, out_dir: Optional[str] = None, bins=None,
                     episodes: int = 20, top_k: int = 4, epsilon: float = COLLECT_EPSILON,
-                    medium_fraction: Tuple[float, float] = MEDIUM_FRACTION) -> Dict:
+                    medium_fraction: Tuple[float, float] = MEDIUM_FRACTION, version: int = 1) -> Dict:
     """Cut the levels from one training run's snapshots and ship them.
 
     expert: among the `top_k` snapshots by greedy evaluation, the best by mean return under
     the collection protocol over `episodes` episodes; medium: the snapshot whose protocol
     return is closest to the middle of `medium_fraction` x expert (candidates screened by
     their greedy evaluation). Copies expert.pt, medium.pt, learning_curve.csv,
-    operative_config.gin and policies.json to `out_dir` (default the shipped location).
+    operative_config.gin and policies.json to `out_dir` (default the shipped location of
+    dataset version `version`, spin_bench.datagen.paths.policy_dir).
     """
     import json
     import shutil
@@ -46,7 +47,7 @@ def export_policies(task: str, run_dir: str, out_dir: Optional[str] = None, bins
         raise ValueError(f"{run_dir}: no snapshots")
     net0 = load_snapshot(next(iter(snaps.values())))
     bins = net0.bins if bins is None else bins
-    out_dir = out_dir or policy_dir(task, bins)
+    out_dir = out_dir or policy_dir(task, bins, version)
     # policies shipped earlier (e.g. before a resumed run whose old snapshots are gone)
     # stay candidates
     for name in ("expert", "medium"):
@@ -79,7 +80,7 @@ def export_policies(task: str, run_dir: str, out_dir: Optional[str] = None, bins
     medium_step = min(cands, key=lambda s: abs(proto(s) - mid))
     os.makedirs(out_dir, exist_ok=True)
     # the run by its folder's name only: an absolute path names a machine no user has
-    summary = dict(task=task, bins=list(map(int, np.atleast_1d(bins))),
+    summary = dict(task=task, bins=list(map(int, np.atleast_1d(bins))), version=int(version),
                    run=os.path.basename(os.path.normpath(os.path.abspath(run_dir))),
                    protocol=f"greedy + per-slot epsilon {epsilon}", episodes=episodes)
     for name, step in (("expert", expert_step), ("medium", medium_step)):

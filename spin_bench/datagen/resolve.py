@@ -7,6 +7,10 @@ A cell (task x level x bins at a size) gets its dataset from, in this order:
   3. ours, generated on first use from the shipped behaviour policies (the default), or the
      generated file already in the store where no shipped policies are there to remake it.
 
+The dataset version (the id's ``-v<k>``): ``version`` when bound, else for ours the newest
+version of the task's shipped policies (:func:`spin_bench.datagen.paths.resolve_version`)
+and for the published data 1, the only one there is.
+
 Two entry points: :func:`check` (no work: reads only file names and the store's registry;
 raises :class:`DataUnavailableError`, one line naming what is missing and how to get it) and
 :func:`obtain` (the path of the dataset to load, generating it on first use). The runner
@@ -23,6 +27,7 @@ from typing import Optional, Sequence, Union
 from spin_bench import vocab
 from spin_bench.data.schema import dataset_id, is_dataset_id
 from spin_bench.data.store import DatasetStore
+from spin_bench.datagen.paths import policy_versions, resolve_version
 
 BinsLike = Union[int, Sequence[int]]
 
@@ -42,6 +47,7 @@ class DataRequest:
     source: str = "generated"      # 'generated' or 'published'
     path: Optional[str] = None     # an explicit file or store id: wins over `source`
     data_dir: Optional[str] = None  # the store's root (None: $SPIN_BENCH_DATA_DIR or its default)
+    version: Optional[int] = None  # the dataset version (None: the newest shipped; published: 1)
 
     @property
     def store(self) -> DatasetStore:
@@ -49,8 +55,15 @@ class DataRequest:
         return DatasetStore(self.data_dir)
 
     @property
+    def data_version(self) -> int:
+        """The dataset version the request means (see the module docstring)."""
+        if self.source == "published":
+            return 1 if self.version is None else int(self.version)
+        return resolve_version(self.task, self.bins, self.version)
+
+    @property
     def dataset_id(self) -> str:
-        return dataset_id(self.task, self.level, self.bins)
+        return dataset_id(self.task, self.level, self.bins, self.data_version)
 
     @property
     def cell(self) -> str:
@@ -81,7 +94,7 @@ def obtain(req: DataRequest) -> Path:
     from spin_bench.datagen.generate import ensure_dataset
 
     return ensure_dataset(req.task, req.level, bins=req.bins, num_transitions=req.num_transitions,
-                          data_dir=req.data_dir)
+                          data_dir=req.data_dir, version=req.data_version)
 
 
 def has_published(task: str, bins: BinsLike) -> bool:
@@ -136,6 +149,10 @@ def _explicit(req: DataRequest) -> Path:
 def _published(req: DataRequest) -> Path:
     """The imported published dataset of the cell."""
     store = req.store
+    if req.data_version != 1:
+        raise DataUnavailableError(
+            f"no data for {req.cell}: Experiment.data_version = {req.version} but the published datasets "
+            f"have version 1 only (versions 2 and up are ours: Experiment.dataset_source='generated')")
     found = store.find(req.dataset_id)
     if found is not None:
         return found
@@ -156,8 +173,16 @@ def _generated_check(req: DataRequest) -> None:
     """Ours can be had: the shipped policies are there to generate it, or the store holds it."""
     from spin_bench.datagen.generate import generated_store, missing_policies
 
-    missing = missing_policies(req.task, req.level, req.bins)
+    version = req.data_version
+    missing = missing_policies(req.task, req.level, req.bins, version)
     if missing and generated_store(req.data_dir, req.num_transitions, 0, req.level).find(req.dataset_id) is None:
+        shipped = policy_versions(req.task, req.bins)
+        if req.version is not None and shipped:
+            raise DataUnavailableError(
+                f"no data for {req.cell}: Experiment.data_version = {req.version}, but {req.task}'s shipped "
+                f"behaviour policies have version{'s' if len(shipped) > 1 else ''} "
+                f"{', '.join(str(v) for v in shipped)} ({missing[0]} is missing), and the store "
+                f"{req.store.root / 'generated'} holds no {req.dataset_id}")
         raise DataUnavailableError(
             f"no data for {req.cell}: no shipped behaviour policies ({missing[0]} is missing) to generate it from, "
             f"and no generated file in {req.store.root / 'generated'}; "

@@ -152,12 +152,13 @@ def _worker_collect(args):
 
 def collect_transitions(task: str, bins, source: str, num_transitions: int, seed: int,
                         epsilon: float = COLLECT_EPSILON, num_envs: int = 10,
-                        num_workers: int = 2, bar=None) -> Dict[str, np.ndarray]:
-    """The first `num_transitions` transitions of source `source`'s episode stream.
+                        num_workers: int = 2, bar=None, version: int = 1) -> Dict[str, np.ndarray]:
+    """The first `num_transitions` transitions of source `source`'s episode stream (the medium
+    and expert sources: version `version` of the shipped policies).
 
     Episodes are spread over `num_workers` processes (episode k to worker k % P; the
     content of an episode does not depend on where it runs)."""
-    policy = None if source == "random" else policy_path(task, source, bins)
+    policy = None if source == "random" else policy_path(task, source, bins, version)
     source_id = SOURCES[source]
     probe = _envs.DiscretizedDMCEnv(task, bins)
     T_max = int(getattr(probe.dm_env, "_step_limit", 1000))

@@ -33,33 +33,37 @@ class ReferenceReturns:
         return (ret - self.random) / (self.expert - self.random)
 
 
-def _read_reference_csv(path: str, source: str) -> Dict[Tuple[str, int], ReferenceReturns]:
-    table: Dict[Tuple[str, int], ReferenceReturns] = {}
+def _read_reference_csv(path: str, source: str) -> Dict[Tuple[str, int, int], ReferenceReturns]:
+    """{(task, bins, dataset version): returns}; a CSV without a version column is version 1
+    (the published datasets have only that one)."""
+    table: Dict[Tuple[str, int, int], ReferenceReturns] = {}
     if not os.path.exists(path):
         return table
     with open(path, newline="") as f:
         rows = [line for line in f if not line.startswith("#")]
     for row in csv.DictReader(rows):
-        table[(row["task"], int(row["bins"]))] = ReferenceReturns(
+        table[(row["task"], int(row["bins"]), int(row.get("version") or 1))] = ReferenceReturns(
             float(row["expert"]), float(row["random"]), source)
     return table
 
 
 @functools.lru_cache(maxsize=None)
-def published_references() -> Dict[Tuple[str, int], ReferenceReturns]:
+def published_references() -> Dict[Tuple[str, int, int], ReferenceReturns]:
     return _read_reference_csv(PUBLISHED_REFERENCE_CSV, "published")
 
 
-def generated_references() -> Dict[Tuple[str, int], ReferenceReturns]:
+def generated_references() -> Dict[Tuple[str, int, int], ReferenceReturns]:
     return _read_reference_csv(GENERATED_REFERENCE_CSV, "generated")
 
 
-def reference_returns(task: str, bins: int, source: str = "published") -> Optional[ReferenceReturns]:
-    """Expert/random reference returns for (task, bins) from `source`, or None."""
+def reference_returns(task: str, bins: int, source: str = "published",
+                      version: int = 1) -> Optional[ReferenceReturns]:
+    """Expert/random reference returns for (task, bins) from `source` (of dataset version
+    `version`: generated data has one per version of the shipped policies), or None."""
     if source == "published":
-        return published_references().get((task, int(bins)))
+        return published_references().get((task, int(bins), int(version)))
     if source == "generated":
-        return generated_references().get((task, int(bins)))
+        return generated_references().get((task, int(bins), int(version)))
     raise ValueError(f"reference source must be 'published' or 'generated', got {source!r}")
 
 

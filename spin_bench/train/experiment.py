@@ -15,6 +15,7 @@ import torch
 from spin_bench import configs, vocab
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import MAX_SEED, check_path_component, directory_problem, path_problem
+from spin_bench.data.schema import parse_dataset_id
 from spin_bench.datagen.resolve import DataRequest, DataUnavailableError  # noqa: F401  (re-exported)
 from spin_bench.datagen import resolve
 from spin_bench.envs import get_task_spec, normalise_bins, reference_returns
@@ -35,13 +36,17 @@ class Experiment:
     of several policy seeds share one pre-trained ASM (their spread is then the policy's only).
     ``expected_identities``: {dataset id: data identity (or its first 8+ hex digits)}; a run
     whose dataset has another identity is refused before training (a study keyed on committed
-    runs' data spends nothing on other data, e.g. where a machine does not regenerate it)."""
+    runs' data spends nothing on other data, e.g. where a machine does not regenerate it).
+    ``data_version``: the dataset version (the id's ``-v<k>``; for our data, which version of
+    the shipped behaviour policies generates it); None takes the newest shipped for the task
+    (the published data has version 1 only). docs/data.md says which version each committed
+    result used."""
 
     def __init__(self, task: str = gin.REQUIRED, level: str = gin.REQUIRED,
                  method: str = gin.REQUIRED, algo: str = gin.REQUIRED, scale: str = gin.REQUIRED,
                  bins: Union[int, Sequence[int]] = 3, num_transitions: Optional[int] = None,
                  dataset_source: str = "generated", dataset_path: Optional[str] = None,
-                 data_dir: Optional[str] = None,
+                 data_dir: Optional[str] = None, data_version: Optional[int] = None,
                  asm_cache_dir: Optional[str] = None, asm_seed: Optional[int] = None,
                  expected_identities: Optional[Mapping[str, str]] = None,
                  num_threads: Optional[int] = 1, eval_workers: int = 0):
@@ -64,6 +69,10 @@ class Experiment:
                              f"got {num_transitions!r}")
         if dataset_source not in ("generated", "published"):
             raise ValueError(f"Experiment.dataset_source must be 'generated' or 'published', got {dataset_source!r}")
+        if data_version is not None and (isinstance(data_version, bool) or not isinstance(data_version, int)
+                                         or not 1 <= data_version <= 10**6):
+            raise ValueError(f"Experiment.data_version must be a positive integer (a dataset version, the id's "
+                             f"-v<k>) or None (the newest), got {data_version!r}")
         for name, value in (("dataset_path", dataset_path), ("data_dir", data_dir), ("asm_cache_dir", asm_cache_dir)):
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"Experiment.{name} must be a path (a non-empty string) or None, got {value!r}")
@@ -85,7 +94,7 @@ class Experiment:
         if isinstance(eval_workers, bool) or not isinstance(eval_workers, int) or eval_workers < 0:
             raise ValueError(f"Experiment.eval_workers must be an integer >= 0, got {eval_workers!r}")
         self.task, self.level, self.method, self.algo, self.scale = task, level, method, algo, scale
-        self.dataset_source = dataset_source
+        self.dataset_source, self.data_version = dataset_source, data_version
         self.bins, self.num_transitions = bins, num_transitions
         self.dataset_path, self.data_dir, self.asm_cache_dir = dataset_path, data_dir, asm_cache_dir
         self.num_threads, self.eval_workers = num_threads, eval_workers
@@ -164,7 +173,8 @@ def check_inputs(exp: Experiment, schedule: Schedule) -> None:
 def data_request(exp: Experiment) -> DataRequest:
     """The cell's data bindings, as the resolver (spin_bench.datagen.resolve) takes them."""
     return DataRequest(task=exp.task, level=exp.level, bins=exp.bins, num_transitions=exp.num_transitions,
-                       source=exp.dataset_source, path=exp.dataset_path, data_dir=exp.data_dir)
+                       source=exp.dataset_source, path=exp.dataset_path, data_dir=exp.data_dir,
+                       version=exp.data_version)
 
 
 def _dataset(exp: Experiment, seed: int):
@@ -186,7 +196,11 @@ def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
     if len(set(bins.tolist())) != 1:
         return None
     source = "published" if "source_sha256" in attrs or exp.dataset_source == "published" else "generated"
-    return reference_returns(exp.task, int(bins[0]), source)
+    try:
+        version = parse_dataset_id(str(attrs.get("dataset_id")))["version"]
+    except ValueError:
+        version = 1
+    return reference_returns(exp.task, int(bins[0]), source, version)
 
 
 def build_actor(method: str, obs_dim: int, bins: Sequence[int], asm_checkpoint=None):
