@@ -127,3 +127,23 @@ def test_committed_tier_identities_regenerate_from_version_1(tmp_path, task, lev
     path = gen.generate_dataset(task, level, num_transitions=200_000, out=str(tmp_path / "d.hdf5"),
                                 num_workers=1, num_envs=10, progress=False, version=1)
     assert load_dataset(path).identity == identity
+
+
+def test_fish_swim_cell_runs_on_our_data_without_any_import(tmp_path):
+    """fish-swim's cells need no published file: the smoke cell generates its data from the
+    shipped version-2 policies (the newest) and trains on it."""
+    import json
+
+    assert newest_policy_version("fish-swim") == 2
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "spin_bench.run",
+                           "--gin_file=gin/experiments/smoke/fish-swim/random-medium-expert/f_iql.gin",
+                           f"--gin_bindings=Experiment.data_dir = '{tmp_path / 'store'}'", f"--run_dir={run_dir}"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["dataset_source"] == "generated"
+    assert summary["dataset_id"] == "fish-swim-random-medium-expert-b3-v2"
+    ds = load_dataset(summary["dataset_path"])
+    assert ds.attrs["mixture"] == {"random": 1333, "medium": 1333, "expert": 1334}
+    assert set(ds.attrs["policies"]) == {"medium", "expert"}

@@ -97,7 +97,7 @@ RUN_CASES = [
     ([_b("Schedule.deterministic_eval = 'yes'")], "Schedule.deterministic_eval must be True or False"),
     ([_b("Schedule.eval_episodes = True")], "Schedule.eval_episodes must be a positive integer"),
     # the cell's data
-    ([_b("Experiment.task = 'fish-swim'")],
+    ([_b("Experiment.task = 'dog-trot'")],
      "no shipped behaviour policies"),
     ([_b("Experiment.task = 'humanoid-stand'")],
      "python -m spin_bench.data import --source=DIR --task=humanoid-stand --level=medium-expert --bins=3"),
@@ -134,9 +134,9 @@ def test_run_refuses_bad_input_up_front(run_case_results, i):
 
 def test_missing_data_names_the_import_command_and_the_binding(tmp_path, run_main):
     rc, err = run_main(f"--results_dir={tmp_path / 'r'}", _b(f"Experiment.data_dir = '{tmp_path / 'd'}'"),
-                       _b("Experiment.task = 'fish-swim'"))
+                       _b("Experiment.task = 'dog-trot'"))
     line = _one_line(err, "spin_bench.run: error: ")
-    assert rc == 2 and "no data for fish-swim medium-expert (bins 3)" in line
+    assert rc == 2 and "no data for dog-trot medium-expert (bins 3)" in line
     assert f"--data_dir={tmp_path / 'd'}" in line and "Experiment.dataset_source='published'" in line
 
 
@@ -280,7 +280,8 @@ def test_sweep_refuses_to_start_runs_without_data(tmp_path, capsys):
     (["--gin_bindings=Sweep.variants = {'../v': 'Schedule.num_steps = 40'}"], "Sweep.variants: invalid name"),
     (["--workers=0"], "--workers must be >= 1"),
     (["--report_args=--quiet 'unbalanced"], "--report_args"),
-    (["--gin_bindings=Sweep.tasks = ['fish-swim']"], "no data for 4 run(s) in 1 cell(s)"),
+    (["--gin_bindings=Sweep.tasks = ['fish-swim']", "--gin_bindings=Experiment.bins = 5"],
+     "no data for 4 run(s) in 1 cell(s)"),
 ] + ([(["--device=cuda"], "no CUDA device")] if NO_GPU else []))
 def test_sweep_refuses_bad_input_up_front(tmp_path, capsys, args, needle):
     out_dir = tmp_path / "s"
@@ -309,7 +310,7 @@ def test_sweep_dir_that_is_a_file_is_refused(tmp_path, capsys):
     (["generate", "--task=finger-spin", "--level=medium", "--num_transitions=0"], "--num_transitions must be >= 1"),
     (["generate", "--task=finger-spin", "--level=medium", "--num_transitions=abc"], "invalid int value"),
     (["generate", "--task=finger-spin", "--level=medium", "--num_workers=0"], "--num_workers must be >= 1"),
-    (["generate", "--task=fish-swim", "--level=medium"], "no shipped behaviour policy for fish-swim medium"),
+    (["generate", "--task=dog-trot", "--level=medium"], "no shipped behaviour policy for dog-trot medium"),
     (["generate", "--task=finger-spin", "--level=all", "--out=x.hdf5"], "--out names one file"),
     (["references", "--task=finger-spin", "--episodes=0"], "--episodes must be >= 1"),
     (["export", "--task=finger-spin", "--run_dir=/nonexistent/run"], "no such behaviour-policy run directory"),
@@ -421,15 +422,15 @@ def test_data_import_out_under_a_file_is_a_proper_message(tmp_path, capsys):
 
 
 def test_sweep_data_checks_count_only_runs_still_to_do(tmp_path, capsys):
-    """fish-swim has no shipped policies: refused while its runs are to do, fine once they are done."""
+    """fish-swim has no shipped policies at 5 bins: refused while its runs are to do, fine once they are done."""
     from spin_bench.sweeps import load_sweep, plan_runs
 
     out_dir = tmp_path / "s"
-    bindings = ["Sweep.tasks = ['fish-swim']", f"Experiment.data_dir = '{tmp_path / 'data'}'"]
+    bindings = ["Sweep.tasks = ['fish-swim']", f"Experiment.data_dir = '{tmp_path / 'data'}'", "Experiment.bins = 5"]
     unavailable = []
     runs = plan_runs(load_sweep(["gin/sweeps/smoke.gin"], bindings[:1]), str(out_dir), bindings[1:],
                      unavailable=unavailable)
-    assert [(c, sorted(n)) for c, n, _ in unavailable] == [("fish-swim medium (bins 3)", sorted(r.name for r in runs))]
+    assert [(c, sorted(n)) for c, n, _ in unavailable] == [("fish-swim medium (bins 5)", sorted(r.name for r in runs))]
     args = ["--gin_file=gin/sweeps/smoke.gin", f"--sweep_dir={out_dir}", "--dry_run",
             *[f"--gin_bindings={b}" for b in bindings]]
     rc, _, err = _sweep(capsys, *args)

@@ -80,6 +80,11 @@ def test_wheel_holds_the_package_the_gin_tree_and_the_policies_and_no_other_top_
     for task in POLICY_TASKS:
         for f in ("expert.pt", "medium.pt", "policies.json"):
             assert f"spin_bench/policies/{task}/{f}" in names
+    # every shipped version of every task's policies (version k in <task>/v<k>/)
+    shipped = {os.path.relpath(os.path.join(d, f), REPO).replace(os.sep, "/")
+               for d, _, files in os.walk(os.path.join(REPO, "spin_bench", "policies"))
+               for f in files if f in ("expert.pt", "medium.pt", "policies.json", "learning_curve.csv")}
+    assert shipped and not shipped - names, sorted(shipped - names)[:5]
     assert not [n for n in names if n.endswith("checkpoint.pt")], "DecQN training checkpoints must not ship"
     for f in ("spin_bench/envs/generated_reference_scores.csv", "spin_bench/envs/published_reference_scores.csv",
               "spin_bench/analysis/reference/paper_table1_returns.csv"):
