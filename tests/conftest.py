@@ -29,7 +29,7 @@ def pytest_addoption(parser):
 SLOW_FILES = {
     "test_run.py": 1160, "test_hardening_run.py": 840, "test_hardening_round2.py": 380,
     "test_datagen_decqn.py": 350, "test_spin_study.py": 340, "test_sweep.py": 330,
-    "test_hardening_inputs.py": 140, "test_cpu_tier_report.py": 135, "test_bench.py": 85,
+    "test_data_versions.py": 200, "test_hardening_inputs.py": 140, "test_cpu_tier_report.py": 135, "test_bench.py": 85,
     "test_data_identity.py": 75, "test_decqn.py": 55, "test_install.py": 51, "test_gpu_check.py": 45,
     "test_demo.py": 44, "test_envs.py": 32, "test_analysis_report.py": 25, "test_report_paper_ready.py": 24,
 }
@@ -39,7 +39,7 @@ KNOWN_FILES = {
     "test_gpu_check.py", "test_graph_step.py", "test_hardening_report.py", "test_models_actors.py",
     "test_models_asm.py", "test_models_critics.py", "test_models_spin.py", "test_sweep_estimate.py",
     "test_data_format.py", "test_data_import.py", "test_data_report.py", "test_datagen_cli.py", "test_layout.py",
-    "test_minari.py",
+    "test_minari.py", "test_extending.py",
 } | set(SLOW_FILES)
 
 

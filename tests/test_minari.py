@@ -14,6 +14,7 @@ minari = pytest.importorskip("minari")
 
 from spin_bench.data import load_dataset, write_dataset  # noqa: E402
 from spin_bench.data.minari_io import minari_id  # noqa: E402
+from spin_bench.datagen.paths import newest_policy_version  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK = "finger-spin"  # generated from the shipped finger-spin behaviour policies
@@ -43,7 +44,7 @@ def test_round_trip_of_a_generated_dataset_is_exact(generated):
     assert res.returncode == 0, res.stderr
     src = load_dataset(path)
     mid = minari_id(src.dataset_id)
-    assert mid == "dmc-discrete/finger-spin/medium-expert-b3-v1"
+    assert mid == f"dmc-discrete/finger-spin/medium-expert-b3-v{newest_policy_version(TASK)}"  # the default version
     assert res.stdout.strip() == str(mroot / mid)
 
     # what a Minari user sees

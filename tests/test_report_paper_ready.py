@@ -186,3 +186,40 @@ def test_report_on_a_missing_directory_exits_2(tmp_path):
     p = subprocess.run([sys.executable, "-m", "spin_bench.report", f"--results_dir={tmp_path / 'nope'}",
                         f"--out={tmp_path / 'o'}"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "nope" in p.stderr
+
+
+def test_variants_in_one_figure_never_share_a_look():
+    """Four SPIN variants and F-BC (none with a registry colour of its own): five distinct
+    (colour, marker) pairs, each visible on white; registered methods keep their own style."""
+    from spin_bench.analysis.labels import figure_styles
+
+    methods = ["f", "spin", "spin[ASM 100 ep]", "spin[ASM 30 ep]", "spin[fine-tuned]",
+               "spin[ASM 100 ep, fine-tuned]", "f_bc"]
+    styles = figure_styles(methods)
+    others = [styles[m][:2] for m in methods[2:]]
+    assert len(set(others)) == len(others), others
+    assert styles["f"][0] == method_color("f") and styles["spin"][0] == method_color("spin")
+    assert all(_contrast_on_white(c) >= 2 for c, _ in others)
+    assert figure_styles(list(reversed(methods))) == styles  # by the report's order, not the caller's
+
+
+def test_long_variant_labels_leave_the_probability_figure_room(tmp_path):
+    """P(SPIN [ASM 100 ep, ...] > SAINT) labels: the figure widens, so matplotlib's layout
+    applies (it warned 'axes sizes collapsed to zero' on a column-wide figure)."""
+    import warnings
+
+    root = str(tmp_path / "runs")
+    _grid(root, methods=("f", "spin"), seeds=(0, 1, 2))
+    for s in (0, 1, 2):
+        d = write_run_dir(os.path.join(root, f"v-{s}"), task="cheetah-run", level="medium", method="spin",
+                          seed=s, returns=np.linspace(20, 160, 5), reference=REF)
+        with open(os.path.join(d, "config.gin"), "w") as f:
+            f.write("pretrain_asm.epochs = 100\nmake_spin_actor.freeze = ()\n")
+    runs = load_runs(root)
+    assert "SPIN [ASM 100 ep, fine-tuned]" in set(runs.runs["label"])
+    (ga,) = aggregate(runs, reps=50).groups
+    fig = probability_of_improvement_figure(ga)
+    assert fig.get_figwidth() > 3.4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.savefig(str(tmp_path / "poi.png"))

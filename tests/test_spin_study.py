@@ -214,6 +214,30 @@ def test_a_run_on_other_data_than_expected_is_refused_before_training(tmp_path, 
     assert good.returncode == 0, good.stderr[-2000:]
 
 
+def test_expected_data_of_an_older_version_is_refused_before_any_data_is_made(tmp_path):
+    """A study keyed on version-1 data, after its task shipped version 2: the run, taking the
+    newest, is refused before generating anything, naming the binding that runs it on v1."""
+    import subprocess
+    import sys
+
+    from spin_bench.datagen.paths import newest_policy_version
+
+    newest = newest_policy_version("finger-spin")
+    if newest is None or newest < 2:
+        pytest.skip("finger-spin ships one version only")
+    store = tmp_path / "store"
+    v1 = "finger-spin-medium-expert-b3-v1"
+    bad = subprocess.run([sys.executable, "-m", "spin_bench.run", f"--gin_file={SMOKE_SPIN}",
+                          f"--gin_bindings=Experiment.data_dir = '{store}'", f"--run_dir={tmp_path / 'run'}",
+                          f"--gin_bindings=Experiment.expected_identities = {{'{v1}': 'deadbeef'}}"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    err = [line for line in bad.stderr.splitlines() if "error:" in line]
+    assert len(err) == 1 and v1 in err[0] and f"-v{newest}" in err[0], err
+    assert "Experiment.data_version = 1" in err[0]
+    assert not (tmp_path / "run").exists() and not store.exists()
+
+
 STUDY_REPORT = os.path.join(REPO, "results", "spin_study", "report")
 
 

@@ -65,6 +65,32 @@ def method_color(method: str) -> str:
     return OTHER_COLORS[sum(map(ord, _key(method))) % len(OTHER_COLORS)]
 
 
+# Styles of the methods a figure shows without a registry style of their own (variants such as
+# 'spin[ASM 100 ep]', methods that name no colour, reference rows): by their place among those
+# of the figure, so no two of them look alike (six before a combination repeats).
+VARIANT_MARKERS = ("X", "*", "h", "p", "<", ">")
+VARIANT_LINESTYLES = ("--", "-.", ":", (0, (5, 1, 1, 1)))
+
+
+def figure_styles(methods: Sequence[str]) -> Dict[str, Tuple[str, str, object]]:
+    """(colour, marker, line style) for each of a figure's `methods`: a registered method's own
+    (:func:`method_color`, :func:`method_marker`, :func:`method_linestyle`); every other one the
+    i-th of the distinct combinations of ``OTHER_COLORS`` and ``VARIANT_MARKERS``, i its place
+    among the figure's others in the report's order, so same-coloured variants never share a
+    marker (the hash colour alone can give two variants one look)."""
+    styles: Dict[str, Tuple[str, str, object]] = {}
+    others = 0
+    for m in order_methods(methods):
+        spec, variant = _spec(m), split_variant(m)[1]
+        if spec is not None and spec.color and not variant:
+            styles[m] = (spec.color, spec.marker, spec.linestyle)
+            continue
+        styles[m] = (OTHER_COLORS[others % len(OTHER_COLORS)], VARIANT_MARKERS[others % len(VARIANT_MARKERS)],
+                     VARIANT_LINESTYLES[others % len(VARIANT_LINESTYLES)])
+        others += 1
+    return {m: styles[_key(m)] for m in methods}
+
+
 def method_marker(method: str) -> str:
     spec = _spec(method)
     return spec.marker if spec is not None else "v"

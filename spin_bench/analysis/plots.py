@@ -22,8 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from spin_bench.analysis.cells import cells_of, in_cell, in_group
-from spin_bench.analysis.labels import (method_color, method_linestyle, method_marker,
-                                        order_methods)
+from spin_bench.analysis.labels import figure_styles, order_methods
 from spin_bench.analysis.stats import AGGREGATE_METRICS, GroupAggregate
 from spin_bench.atomic import atomic_output
 from spin_bench.vocab import method_label
@@ -68,14 +67,23 @@ def _steps_fmt(x, _pos=None) -> str:
 
 
 def _legend_handles(methods: Sequence[str], algo: str, extra: Sequence = ()) -> List:
-    hs = [Line2D([], [], color=method_color(m), marker=method_marker(m), markersize=4.5,
-                 linestyle=method_linestyle(m), label=method_label(m, algo)) for m in methods]
+    styles = figure_styles(methods)
+    hs = [Line2D([], [], color=styles[m][0], marker=styles[m][1], markersize=4.5,
+                 linestyle=styles[m][2], label=method_label(m, algo)) for m in methods]
     return hs + list(extra)
+
+
+def legend_columns(handles: Sequence, width: float = FULL_WIDTH) -> int:
+    """Columns for a legend above a figure `width` inches wide: as many entries per row as fit
+    (about 17 characters of legend text per inch, with ~6 for each entry's line and marker)."""
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    return max(1, min(len(handles), int(width * 17) // (longest + 6)))
 
 
 def plot_interval_estimates(agg: GroupAggregate, path_stem: str) -> List[str]:
     """Median, IQM, mean and optimality gap with 95% stratified-bootstrap CIs."""
     methods = agg.methods
+    styles = figure_styles(methods)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(FULL_WIDTH, 0.75 + 0.3 * len(methods)), layout="constrained")
         axes = fig.subplots(1, len(AGGREGATE_METRICS))
@@ -84,7 +92,7 @@ def plot_interval_estimates(agg: GroupAggregate, path_stem: str) -> List[str]:
             for i, m in enumerate(methods):
                 r = est[(est.method == m) & (est.metric == metric)].iloc[0]
                 y = len(methods) - 1 - i      # first method on top
-                ax.barh(y, r.hi - r.lo, left=r.lo, height=0.6, color=method_color(m), alpha=0.75)
+                ax.barh(y, r.hi - r.lo, left=r.lo, height=0.6, color=styles[m][0], alpha=0.75)
                 ax.vlines(r.point, y - 0.3, y + 0.3, color="black", linewidth=1.4)
             ax.set_yticks(range(len(methods)))
             ax.set_yticklabels([method_label(m, agg.algo) for m in reversed(methods)]
@@ -104,13 +112,13 @@ def plot_performance_profile(agg: GroupAggregate, path_stem: str) -> List[str]:
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(COLUMN_WIDTH, 2.5), layout="constrained")
         ax = fig.subplots()
+        styles = figure_styles(agg.methods)
         for m in agg.methods:
             prof, ci = agg.profiles[m], agg.profile_cis[m]
-            ax.plot(agg.taus, prof, color=method_color(m), linestyle=method_linestyle(m),
-                    marker=method_marker(m), markevery=max(1, len(agg.taus) // 8), markersize=3.5,
-                    label=method_label(m, agg.algo))
-            ax.fill_between(agg.taus, ci[0], ci[1], color=method_color(m), alpha=0.18,
-                            linewidth=0)
+            colour, marker, linestyle = styles[m]
+            ax.plot(agg.taus, prof, color=colour, linestyle=linestyle, marker=marker,
+                    markevery=max(1, len(agg.taus) // 8), markersize=3.5, label=method_label(m, agg.algo))
+            ax.fill_between(agg.taus, ci[0], ci[1], color=colour, alpha=0.18, linewidth=0)
         ax.set_xlabel(r"Normalised score $\tau$")
         ax.set_ylabel(r"Fraction of runs with score $>\tau$")
         ax.set_ylim(-0.02, 1.02)
@@ -133,12 +141,17 @@ def probability_of_improvement_figure(agg: GroupAggregate) -> Optional[Figure]:
     poi = agg.improvement
     if poi.empty:
         return None
+    labels = [f"P({r.label_x} > {r.label_y})" for r in poi.itertuples()]
+    # a column figure unless the labels (variants: 'P(SPIN [ASM 100 ep, ...] > SAINT)') leave
+    # the axes no room in it; then the full width
+    width = COLUMN_WIDTH if max(map(len, labels)) <= 24 else FULL_WIDTH
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(COLUMN_WIDTH, 0.6 + 0.36 * len(poi)), layout="constrained")
+        fig = Figure(figsize=(width, 0.6 + 0.36 * len(poi)), layout="constrained")
         ax = fig.subplots()
+        styles = figure_styles(list(poi.method_y))
         for i, r in enumerate(poi.itertuples()):
             y = len(poi) - 1 - i
-            ax.barh(y, r.hi - r.lo, left=r.lo, height=0.55, color=method_color(r.method_y),
+            ax.barh(y, r.hi - r.lo, left=r.lo, height=0.55, color=styles[r.method_y][0],
                     alpha=0.75)
             ax.vlines(r.point, y - 0.28, y + 0.28, color="black", linewidth=1.4)
             ax.plot([r.point], [y], marker="o", markersize=4.5, markerfacecolor="white",
@@ -147,7 +160,7 @@ def probability_of_improvement_figure(agg: GroupAggregate) -> Optional[Figure]:
                     fontsize=7, transform=ax.get_yaxis_transform())
         ax.axvline(0.5, color="0.3", linestyle="--", linewidth=0.9)
         ax.set_yticks(range(len(poi)))
-        ax.set_yticklabels([f"P({r.label_x} > {r.label_y})" for r in poi.itertuples()][::-1])
+        ax.set_yticklabels(labels[::-1])
         ax.tick_params(axis="y", length=0)
         ax.spines["left"].set_visible(False)
         ax.set_xlim(-0.04, 1.04)  # a point or CI at 0 or 1 stays inside the axes
@@ -234,6 +247,7 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
     g_ev = in_group(evals, scale, algo)
     by_run = {d: e for d, e in g_ev.groupby("run_dir", sort=False)}
     methods = order_methods(g_runs["method"])
+    styles = figure_styles(methods)
     cells = cells_of(g_runs)
     show_bins = len({c[1] for c in cells}) > 1
     n = len(cells)
@@ -260,15 +274,15 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
                     e = by_run[d]
                     xs.append(e[x].to_numpy(float))
                     ys.append(e[ycol].to_numpy(float))
-                col = method_color(m)
+                col, marker, linestyle = styles[m]
                 # The mean only where every seed has data (a mean over a changing set of seeds
                 # jumps); seeds with no common range are drawn one by one.
                 span = common_range(xs)
                 if span is None:
                     per_seed.append((c, m))
                     for xv, yv in zip(xs, ys):
-                        ax.plot(xv, yv, color=col, linestyle=method_linestyle(m), linewidth=0.8,
-                                marker=method_marker(m), markevery=max(1, len(xv) // 5),
+                        ax.plot(xv, yv, color=col, linestyle=linestyle, linewidth=0.8,
+                                marker=marker, markevery=max(1, len(xv) // 5),
                                 markersize=2.4, alpha=0.85)
                     continue
                 if x == "step":
@@ -278,8 +292,8 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
                     grid = np.linspace(span[0], span[1], 150)
                 mat = _interp_on_grid(xs, ys, grid)
                 mean, lo, hi = mean_and_ci(mat, reps=reps, seed=seed)
-                ax.plot(grid, mean, color=col, linestyle=method_linestyle(m), linewidth=1.3,
-                        marker=method_marker(m), markevery=max(1, len(grid) // 5),
+                ax.plot(grid, mean, color=col, linestyle=linestyle, linewidth=1.3,
+                        marker=marker, markevery=max(1, len(grid) // 5),
                         markersize=3.2)
                 ax.fill_between(grid, lo, hi, color=col, alpha=0.18, linewidth=0)
             if targets is not None and not targets.empty:
@@ -317,7 +331,7 @@ def sample_efficiency_figure(evals: pd.DataFrame, runs: pd.DataFrame, scale: str
                 axes[k // ncols][k % ncols].axis("off")
             axes[n // ncols][n % ncols].legend(handles=handles, loc="center", frameon=False)
         else:
-            fig.legend(handles=handles, loc="outside upper center", ncol=len(methods) + len(extra),
+            fig.legend(handles=handles, loc="outside upper center", ncol=legend_columns(handles, width),
                        frameon=False)
         fig.get_layout_engine().set(h_pad=0.03, w_pad=0.03, hspace=0.04, wspace=0.03)
     return SampleEfficiency(figure=fig, per_seed=per_seed)

@@ -119,6 +119,25 @@ class DataIdentityError(ValueError):
     """The dataset is not the one ``Experiment.expected_identities`` names (nothing was trained)."""
 
 
+def check_expected_version(exp: "Experiment") -> None:
+    """DataIdentityError when ``Experiment.expected_identities`` names this cell's data in
+    another version than the one the run would take (a run keyed on committed data, after its
+    task shipped a newer version): raised before any data is made, naming the binding."""
+    if not exp.expected_identities or exp.dataset_path:
+        return
+    ds_id = data_request(exp).dataset_id
+    if ds_id in exp.expected_identities:
+        return
+    stem = ds_id.rsplit("-v", 1)[0]
+    named = sorted(k for k in exp.expected_identities if k.rsplit("-v", 1)[0] == stem)
+    if named:
+        version = named[-1].rsplit("-v", 1)[1]
+        raise DataIdentityError(
+            f"Experiment.expected_identities names {named[-1]} for this cell, but the run would use {ds_id} "
+            f"(the newest version); bind Experiment.data_version = {version} to run on the expected data "
+            f"(nothing was trained)")
+
+
 def check_expected_identity(exp: "Experiment", dataset) -> None:
     """DataIdentityError unless the dataset's identity starts with the one expected for its id."""
     ds_id = dataset.attrs.get("dataset_id")
@@ -255,6 +274,7 @@ def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device
     SPIN, the cached ASM pre-training. Sweeps call this (``spin_bench.run --prepare_only``)
     before runs."""
     check_inputs(exp, schedule)
+    check_expected_version(exp)
     dataset = _dataset(exp, seed)
     check_expected_identity(exp, dataset)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
@@ -344,6 +364,7 @@ def _open_run(run_dir: str, exp: Experiment, seed: int, prior: _Prior):
     """The run's dataset, checked against the expected and the recorded data identity before
     anything is touched; then the run directory made (stale temps removed, the identity
     written where it was not, a complete run reopened to extend it)."""
+    check_expected_version(exp)
     dataset = _dataset(exp, seed)
     check_expected_identity(exp, dataset)
     prior.identity["dataset_sha256"] = dataset.sha256
