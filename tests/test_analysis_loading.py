@@ -128,3 +128,30 @@ def test_summary_written_like_the_runner(tmp_path):
     assert res.runs["pretrain_min"].iloc[0] == pytest.approx(2.0)
     # The first evaluation's clock already includes pre-training.
     assert res.evals["train_time_s"].iloc[0] >= 120.0
+
+
+def test_two_cpus_of_one_name_are_two_machines(tmp_path):
+    """summary.json's machine: 'AMD EPYC' with different family/model/stepping is two machines
+    (their minutes differ ~2.4x in the SPIN study), so the report warns; without cpu_id (older
+    runs) the name is all there is."""
+    import json
+
+    from spin_bench.train.provenance import machine
+
+    def run(name, cpu_id):
+        d = write_run_dir(str(tmp_path / name), seed=int(name[-1]), returns=[1, 2, 3])
+        p = os.path.join(d, "summary.json")
+        with open(p) as f:
+            s = json.load(f)
+        s["machine"] = {"cpu": "AMD EPYC", "logical_cores": 2, **({"cpu_id": cpu_id} if cpu_id else {})}
+        with open(p, "w") as f:
+            json.dump(s, f)
+
+    run("a0", "cpu family 25, model 17, stepping 1")
+    run("a1", "cpu family 23, model 49, stepping 0")
+    res = load_runs(str(tmp_path))
+    assert sorted(set(res.runs["machine"])) == ["AMD EPYC (cpu family 23, model 49, stepping 0)",
+                                                 "AMD EPYC (cpu family 25, model 17, stepping 1)"]
+    assert any("different machines" in str(w) for w in res.messages.warnings()), res.messages
+    if os.path.isfile("/proc/cpuinfo"):
+        assert machine()["cpu_id"].startswith("cpu family ")

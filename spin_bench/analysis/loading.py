@@ -354,10 +354,15 @@ CONFIG_MAX_BYTES = 1 << 20
 
 
 def _machine(summary: dict) -> str:
-    """The CPU the run's clocks were measured on ('' when its summary.json records none)."""
+    """The CPU the run's clocks were measured on ('' when its summary.json records none): its
+    model name, with its family/model/stepping where recorded ('AMD EPYC (cpu family 25, model
+    17, stepping 1)'), so two CPUs of one name are two machines."""
     m = summary.get("machine")
     cpu = m.get("cpu") if isinstance(m, dict) else None
-    return cpu if isinstance(cpu, str) else ""
+    if not isinstance(cpu, str):
+        return ""
+    cpu_id = m.get("cpu_id")
+    return f"{cpu} ({cpu_id})" if isinstance(cpu_id, str) and cpu_id else cpu
 FINE_TUNED = ("()", "[]")  # make_spin_actor.freeze: nothing frozen
 
 

@@ -42,17 +42,28 @@ def git_commit() -> Optional[str]:
 
 
 def machine() -> Dict[str, object]:
-    """The CPU the run's clocks were measured on (model name, logical cores) and the platform:
-    training minutes are comparable only between runs of one kind of machine."""
+    """The CPU the run's clocks were measured on (model name, logical cores; on Linux also its
+    family, model and stepping, since two CPUs can report one model name, e.g. 'AMD EPYC', and
+    run at very different speeds) and the platform: training minutes are comparable only
+    between runs of one kind of machine."""
     cpu = platform.processor() or platform.machine()
+    ids: Dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    cpu = value.strip()
+                elif key in ("cpu family", "model", "stepping") and key not in ids:
+                    ids[key] = value.strip()
+                elif not line.strip():  # the first processor's block is enough
                     break
     except OSError:
         pass
     import os
 
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform()}
+    out: Dict[str, object] = {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform()}
+    if ids:
+        out["cpu_id"] = ", ".join(f"{k} {ids[k]}" for k in ("cpu family", "model", "stepping") if k in ids)
+    return out
