@@ -57,10 +57,15 @@ def _spec(method: str):
     return vocab.METHOD_SPECS.get(split_variant(method)[0].lower())
 
 
+def _has_own_style(method: str) -> bool:
+    """A registered method that names a colour, not a variant of one."""
+    spec = _spec(method)
+    return spec is not None and bool(spec.color) and not split_variant(method)[1]
+
+
 def method_color(method: str) -> str:
-    spec, variant = _spec(method), split_variant(method)[1]
-    if spec is not None and spec.color and not variant:
-        return spec.color
+    if _has_own_style(method):
+        return _spec(method).color
     # Unknown methods and variants: a stable colour from the rest of the palette.
     return OTHER_COLORS[sum(map(ord, _key(method))) % len(OTHER_COLORS)]
 
@@ -81,9 +86,8 @@ def figure_styles(methods: Sequence[str]) -> Dict[str, Tuple[str, str, object]]:
     styles: Dict[str, Tuple[str, str, object]] = {}
     others = 0
     for m in order_methods(methods):
-        spec, variant = _spec(m), split_variant(m)[1]
-        if spec is not None and spec.color and not variant:
-            styles[m] = (spec.color, spec.marker, spec.linestyle)
+        if _has_own_style(m):
+            styles[m] = (method_color(m), method_marker(m), method_linestyle(m))
             continue
         styles[m] = (OTHER_COLORS[others % len(OTHER_COLORS)], VARIANT_MARKERS[others % len(VARIANT_MARKERS)],
                      VARIANT_LINESTYLES[others % len(VARIANT_LINESTYLES)])

@@ -15,7 +15,7 @@ import torch
 from spin_bench import configs, vocab
 from spin_bench.atomic import atomic_write_json, atomic_write_text, remove_stale_temps
 from spin_bench.cli import MAX_SEED, check_path_component, directory_problem, path_problem
-from spin_bench.data.schema import parse_dataset_id
+from spin_bench.data.schema import is_dataset_id, parse_dataset_id
 from spin_bench.datagen.resolve import DataRequest, DataUnavailableError  # noqa: F401  (re-exported)
 from spin_bench.datagen import resolve
 from spin_bench.envs import get_task_spec, normalise_bins, reference_returns
@@ -125,17 +125,21 @@ def check_expected_version(exp: "Experiment") -> None:
     task shipped a newer version): raised before any data is made, naming the binding."""
     if not exp.expected_identities or exp.dataset_path:
         return
-    ds_id = data_request(exp).dataset_id
-    if ds_id in exp.expected_identities:
+    req = data_request(exp)
+    if req.dataset_id in exp.expected_identities:
         return
-    stem = ds_id.rsplit("-v", 1)[0]
-    named = sorted(k for k in exp.expected_identities if k.rsplit("-v", 1)[0] == stem)
+    cell = {k: v for k, v in parse_dataset_id(req.dataset_id).items() if k != "version"}
+    named = {}
+    for key in exp.expected_identities:
+        parts = parse_dataset_id(key) if is_dataset_id(key) else None
+        if parts is not None and {k: v for k, v in parts.items() if k != "version"} == cell:
+            named[parts["version"]] = key
     if named:
-        version = named[-1].rsplit("-v", 1)[1]
+        version = max(named)
         raise DataIdentityError(
-            f"Experiment.expected_identities names {named[-1]} for this cell, but the run would use {ds_id} "
-            f"(the newest version); bind Experiment.data_version = {version} to run on the expected data "
-            f"(nothing was trained)")
+            f"Experiment.expected_identities names {named[version]} for this cell, but the run would use "
+            f"{req.dataset_id} (version {req.data_version}); bind Experiment.data_version = {version} to run on "
+            f"the expected data (nothing was trained)")
 
 
 def check_expected_identity(exp: "Experiment", dataset) -> None:
@@ -202,6 +206,16 @@ def _dataset(exp: Experiment, seed: int):
     from spin_bench.data import load_dataset
 
     return load_dataset(resolve.obtain(data_request(exp)), task=exp.task, bins=exp.bins)
+
+
+def _expected_dataset(exp: Experiment, seed: int):
+    """The run's dataset (:func:`_dataset`), refused (DataIdentityError) when it is not the data
+    ``Experiment.expected_identities`` names: the version before any data is made, the identity
+    once it is loaded."""
+    check_expected_version(exp)
+    dataset = _dataset(exp, seed)
+    check_expected_identity(exp, dataset)
+    return dataset
 
 
 def _reference(exp: Experiment, dataset) -> Optional[ReferenceReturns]:
@@ -274,9 +288,7 @@ def prepare(exp: Experiment, schedule: Schedule, seed: int, device: torch.device
     SPIN, the cached ASM pre-training. Sweeps call this (``spin_bench.run --prepare_only``)
     before runs."""
     check_inputs(exp, schedule)
-    check_expected_version(exp)
-    dataset = _dataset(exp, seed)
-    check_expected_identity(exp, dataset)
+    dataset = _expected_dataset(exp, seed)
     out = {"dataset_path": str(dataset.path), "dataset_sha256": dataset.sha256,
            "dataset_identity": dataset.identity}
     if exp.needs_asm:
@@ -364,9 +376,7 @@ def _open_run(run_dir: str, exp: Experiment, seed: int, prior: _Prior):
     """The run's dataset, checked against the expected and the recorded data identity before
     anything is touched; then the run directory made (stale temps removed, the identity
     written where it was not, a complete run reopened to extend it)."""
-    check_expected_version(exp)
-    dataset = _dataset(exp, seed)
-    check_expected_identity(exp, dataset)
+    dataset = _expected_dataset(exp, seed)
     prior.identity["dataset_sha256"] = dataset.sha256
     prior.identity["dataset_identity"] = dataset.identity
     identity.check(run_dir, prior.recorded, prior.identity)  # the data, still before anything is touched
